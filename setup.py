@@ -1,0 +1,36 @@
+"""yolact-deploy: YOLACT / YOLACT++ from PyTorch to ONNX and TensorRT FP16 engines."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r"__version__ = '([^']+)'",
+                    (HERE / 'yolact_deploy' / '__init__.py').read_text()).group(1)
+
+setup(
+    name='yolact-deploy',
+    version=VERSION,
+    description='YOLACT / YOLACT++ reference model, ONNX export, TensorRT plugins and engines',
+    long_description=(HERE / 'README.md').read_text() if (HERE / 'README.md').exists() else '',
+    long_description_content_type='text/markdown',
+    python_requires='>=3.10',
+    packages=find_packages(include=['yolact_deploy', 'yolact_deploy.*']),
+    include_package_data=True,
+    package_data={'yolact_deploy': ['assets/*', 'assets/**/*']},
+    install_requires=[
+        'torch>=2.1,<=2.14.1',
+        'torchvision>=0.16,<=0.29.1',
+        'numpy>=1.24',
+        'opencv-python-headless>=4.8',
+        'pycocotools>=2.0.7',
+        'tqdm>=4.60',
+    ],
+    extras_require={
+        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.1'],
+        'test': ['pytest>=7'],
+    },
+    entry_points={'console_scripts': [
+        'yolact-infer=yolact_deploy.cli.infer:main',
+    ]},
+)
