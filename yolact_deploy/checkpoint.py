@@ -31,9 +31,10 @@ def _load_file(path: str):
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt/non-torch files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split('. ')[0] if text else type(exc).__name__
         raise CheckpointError(f'cannot read checkpoint {path}: corrupt, truncated or not a PyTorch '
-                              f'file ({reason[:160]})') from None
+                              f'file ({reason[:120]})') from None
 
 
 def config_from_dict(data: dict) -> config_mod.YolactConfig:
