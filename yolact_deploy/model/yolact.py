@@ -8,12 +8,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import YolactConfig
+from ..errors import ConfigError
 from ..ops.boxes import decode
 from ..ops.masks import assemble_masks
 from ..ops.nms import Detections, fast_nms
 from ..ops.priors import make_priors, priors_per_cell
 from .backbones import build_backbone
 from .heads import FPN, FastMaskIoUNet, PredictionModule, make_net
+
+
+def check_input_size(config: YolactConfig) -> None:
+    """YOLACT++'s re-scoring net has five unpadded stride-2 3x3 convs: it needs prototypes of at least
+    63x63 pixels, i.e. an input of at least 249 px for the official layouts."""
+    if config.use_maskiou:
+        from ..ops.priors import feature_map_sizes
+        proto = 2 * min(feature_map_sizes(config, config.max_size, config.max_size)[0])
+        if proto < 63:
+            raise ConfigError(f"preset '{config.name}' with max_size {config.max_size} gives "
+                              f'{proto}x{proto} prototypes; mask re-scoring needs at least 63x63 '
+                              '(max_size >= 249)')
 
 
 class Yolact(nn.Module):
@@ -32,6 +45,7 @@ class Yolact(nn.Module):
     def __init__(self, config: YolactConfig):
         super().__init__()
         self.config = config
+        check_input_size(config)
         self.backbone = build_backbone(config.backbone)
         src_channels = [self.backbone.channels[i] for i in config.backbone.selected_layers]
         self.fpn = FPN(src_channels, config.fpn)
