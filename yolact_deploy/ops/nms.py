@@ -33,8 +33,22 @@ class Detections(NamedTuple):
     indices: torch.Tensor          # [B, K] int64, prior index of each detection, -1 pads
 
 
-def _sort_desc(values: torch.Tensor, dim: int = -1):
-    return torch.sort(values, dim=dim, descending=True, stable=True)
+def _exporting() -> bool:
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
+def _top_desc(values: torch.Tensor, k: int):
+    """The first ``k`` entries of a stable descending sort along the last dim: (values, indices).
+
+    Eager mode sorts stably. Under export it is ``torch.topk``, which becomes ONNX ``TopK``
+    (``largest=1, sorted=1``) whose spec breaks ties by the lower index first -- the same order -- and
+    costs a partial selection instead of a full sort over every prior (torch.sort(stable=True) has no
+    ONNX translation). ONNX Runtime's tie order is checked by tests/test_export_onnx.py.
+    """
+    if _exporting():
+        return torch.topk(values, k, dim=-1, largest=True, sorted=True)
+    ordered, order = torch.sort(values, dim=-1, descending=True, stable=True)
+    return ordered[..., :k], order[..., :k]
 
 
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, *, conf_thresh: float = 0.05,
@@ -54,10 +68,10 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, *, conf_thresh: float = 
     candidate = scores.max(dim=-1).values > conf_thresh                        # [B, N]
     # Non-candidates get -1 so they sort after every real score (scores are >= 0).
     keyed = torch.where(candidate[..., None], scores, torch.full_like(scores, -1.0))
-    sorted_scores, order = _sort_desc(keyed.transpose(1, 2))                    # [B, C, N]
-    top_scores, top_idx = sorted_scores[..., :k], order[..., :k]                # [B, C, k]
-    top_boxes = torch.gather(boxes[:, None].expand(batch, num_classes, num_priors, 4), 2,
-                             top_idx[..., None].expand(batch, num_classes, k, 4))
+    top_scores, top_idx = _top_desc(keyed.transpose(1, 2), k)                   # [B, C, k]
+    # One gather over the flattened [C*k] indices (no [B, C, N, 4] expansion of the boxes).
+    top_boxes = torch.gather(boxes, 1, top_idx.reshape(batch, num_classes * k, 1).expand(-1, -1, 4))
+    top_boxes = top_boxes.reshape(batch, num_classes, k, 4)
     iou = torch.triu(jaccard(top_boxes, top_boxes), diagonal=1)                # [B, C, k, k]
     iou_max = iou.max(dim=-2).values                                            # [B, C, k]
     keep = (iou_max <= iou_threshold) & (top_scores >= 0)
@@ -77,8 +91,7 @@ def _cross_class_fast_nms(boxes, scores, conf_thresh, iou_threshold, top_k, max_
     k = min(top_k, num_priors)
     best, classes = scores.max(dim=-1)                                          # [B, N]
     keyed = torch.where(best > conf_thresh, best, torch.full_like(best, -1.0))
-    sorted_scores, order = _sort_desc(keyed)
-    top_scores, top_idx = sorted_scores[:, :k], order[:, :k]
+    top_scores, top_idx = _top_desc(keyed, k)
     top_boxes = torch.gather(boxes, 1, top_idx[..., None].expand(batch, k, 4))
     iou = torch.triu(jaccard(top_boxes, top_boxes), diagonal=1)
     keep = (iou.max(dim=-2).values <= iou_threshold) & (top_scores >= 0)
@@ -92,9 +105,8 @@ def _select(keep, flat_scores, flat_classes, flat_prior_idx, boxes, max_detectio
     """Sorts survivors by score (stable) and packs the first ``max_detections`` into fixed slots."""
     batch, total = flat_scores.shape
     key = torch.where(keep, flat_scores, torch.full_like(flat_scores, float('-inf')))
-    _, order = _sort_desc(key)
     k_out = min(max_detections, total)
-    order = order[:, :k_out]
+    _, order = _top_desc(key, k_out)
     count = keep.sum(dim=1).clamp(max=max_detections)                           # [B]
     valid = torch.arange(k_out, device=keep.device)[None] < count[:, None]
     scores = torch.where(valid, torch.gather(flat_scores, 1, order), 0.0)

@@ -1,0 +1,225 @@
+"""PyTorch model -> ONNX: end-to-end (engine contract) or raw graphs, portable or plugin flavour,
+FP32 or mixed FP16.
+
+Pipeline: validate options (before any long work) -> torch.export + the torch ONNX exporter
+(``dynamo=True``, onnxscript translations for DCN) -> optional mixed-precision conversion -> onnxslim
+-> metadata -> ``onnx.checker`` with strict shape inference -> atomic write (no partial file is left).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..cli.common import atomic_output, check_output_file
+from ..errors import YolactError
+from ..ops.priors import feature_map_sizes
+from .metadata import attach_metadata, build_metadata
+from .wrapper import INPUT_NAME, ExportWrapper
+
+DEFAULT_OPSET = 19
+MIN_OPSET = 17           # non-DCN presets; lower opsets lack what the graph needs
+DCN_MIN_OPSET = 19       # ONNX DeformConv appeared in opset 19
+MAX_OPSET = 21           # highest opset exported and checked here (ONNX Runtime 1.31 runs it)
+
+
+class ExportError(YolactError):
+    """Invalid export options or an export that could not be completed."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    raw: bool = False                 # network outputs only (no decode/NMS/masks)
+    plugins: bool = False             # custom nodes for our TensorRT plugins instead of std ops
+    fp16: bool = False                # mixed FP16/FP32 graph
+    opset: int = DEFAULT_OPSET
+    max_detections: int = 100         # K of the fixed-size outputs
+    cross_class: bool = False         # cross-class Fast NMS
+    simplify: bool = True             # onnxslim
+    max_batch: int = 64               # upper bound of the dynamic batch dim (torch.export needs one)
+
+    @property
+    def flavour(self) -> str:
+        return 'plugins' if self.plugins else 'portable'
+
+    @property
+    def precision(self) -> str:
+        return 'fp16' if self.fp16 else 'fp32'
+
+
+def check_options(config, options: ExportOptions) -> None:
+    """One-line errors for option combinations that cannot be exported."""
+    if not isinstance(options.opset, int) or not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise ExportError(f'unsupported opset {options.opset}: use {MIN_OPSET}..{MAX_OPSET} '
+                          f'(default {DEFAULT_OPSET})')
+    if config.uses_dcn and options.opset < DCN_MIN_OPSET and not options.plugins:
+        raise ExportError(f"preset '{config.name}' uses deformable convolution, which needs opset "
+                          f'>= {DCN_MIN_OPSET} (ONNX DeformConv); got --opset {options.opset}')
+    if options.max_detections < 1:
+        raise ExportError(f'--max-detections must be >= 1, got {options.max_detections}')
+    if options.max_batch < 2:
+        raise ExportError(f'max batch must be >= 2, got {options.max_batch}')
+
+
+def proto_size(config) -> tuple:
+    """Prototype resolution ``(Hp, Wp)``: twice the first FPN level for the official protonet."""
+    h, w = feature_map_sizes(config, config.max_size, config.max_size)[config.proto_src]
+    ups = sum(-k for c, k, _ in config.proto_net if c is None and k < 0) or 1
+    return h * ups, w * ups
+
+
+class _Steps:
+    """Prints numbered stages with their duration (exports of big presets take minutes)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.n, self.t0 = total, quiet, 0, time.time()
+
+    @contextlib.contextmanager
+    def __call__(self, what: str):
+        self.n += 1
+        start = time.time()
+        if not self.quiet:
+            print(f'[{self.n}/{self.total}] {what} ...', file=sys.stderr, flush=True)
+        yield
+        if not self.quiet:
+            print(f'[{self.n}/{self.total}] {what}: done in {time.time() - start:.1f}s',
+                  file=sys.stderr, flush=True)
+
+
+def _translation_table(options: ExportOptions) -> dict:
+    if options.plugins:
+        from .plugins import plugin_table
+        return plugin_table(options)
+    from .translations import portable_table
+    return portable_table()
+
+
+def _torch_export(wrapper: ExportWrapper, config, options: ExportOptions):
+    size = config.max_size
+    # Batch 2 and a non-square size avoid torch.export specialising the dynamic dims.
+    example = torch.zeros((2, size + 7, size - 5, 3), dtype=torch.uint8)
+    batch = torch.export.Dim('batch', min=1, max=options.max_batch)
+    height = torch.export.Dim('height', min=2, max=16384)
+    width = torch.export.Dim('width', min=2, max=16384)
+    sink = io.StringIO()
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter('ignore')
+        try:
+            program = torch.onnx.export(
+                wrapper, (example,), dynamo=True, opset_version=options.opset,
+                input_names=[INPUT_NAME], output_names=list(wrapper.output_names),
+                dynamic_shapes=({0: batch, 1: height, 2: width},),
+                custom_translation_table=_translation_table(options), optimize=True,
+                verbose=False)
+        except Exception as exc:  # the exporter raises many types; keep its first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f'torch ONNX export failed: {first[:300]}') from exc
+    return program.model_proto
+
+
+def _strip_node_metadata(model) -> None:
+    """The exporter stores stack traces and FX nodes per node (paths of this machine): drop them."""
+    def strip(graph):
+        for node in graph.node:
+            del node.metadata_props[:]
+            for attr in node.attribute:
+                if attr.g is not None and attr.g.node:
+                    strip(attr.g)
+    strip(model.graph)
+
+
+def _rename_dims(model) -> None:
+    """Gives every symbolic output dim a readable name: 'batch' for the batch dim."""
+    import onnx
+    inp = model.graph.input[0].type.tensor_type.shape.dim
+    names = {inp[0].dim_param: 'batch', inp[1].dim_param: 'height', inp[2].dim_param: 'width'}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param in names:
+                d.dim_param = names[d.dim_param]
+    del onnx  # only for the type hints of readers
+
+
+def simplify(model):
+    try:
+        import onnxslim
+    except ImportError:
+        raise ExportError('onnxslim is not installed (pip install onnxslim); or pass --no-simplify') \
+            from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        return onnxslim.slim(model)
+
+
+def check_model(model) -> None:
+    """onnx.checker with full (strict) shape inference; a failure is an export bug, said in one line."""
+    import onnx
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f'exported graph fails onnx.checker: {str(exc).splitlines()[0][:300]}') \
+            from exc
+
+
+def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = True):
+    """Exports ``model`` (a :class:`~yolact_deploy.model.Yolact`) and returns the ``onnx.ModelProto``."""
+    config = model.config
+    check_options(config, options)
+    steps = _Steps(4 + options.fp16, quiet)
+    wrapper = ExportWrapper(model.float().eval(), raw=options.raw,
+                            max_detections=options.max_detections,
+                            cross_class=options.cross_class)
+    with steps(f'torch.export + ONNX translation ({config.name}, {options.flavour}, '
+               f'opset {options.opset})'):
+        proto = _torch_export(wrapper, config, options)
+    if options.fp16:
+        from .fp16 import convert_to_mixed_fp16
+        with steps('mixed FP16 conversion'):
+            proto = convert_to_mixed_fp16(proto)
+    _strip_node_metadata(proto)
+    with steps('simplify (onnxslim)' if options.simplify else 'simplify: skipped'):
+        if options.simplify:
+            proto = simplify(proto)
+    _rename_dims(proto)
+    meta = build_metadata(config, raw=options.raw, flavour=options.flavour,
+                          precision=options.precision, opset=options.opset,
+                          max_detections=options.max_detections, cross_class=options.cross_class,
+                          proto_size=proto_size(config), output_names=wrapper.output_names)
+    attach_metadata(proto, meta)
+    proto.producer_name = 'yolact-deploy'
+    proto.doc_string = (f'YOLACT {config.name} ({meta["graph"]}, {options.flavour}, '
+                        f'{options.precision}); see metadata_props["yolact_deploy"]')
+    with steps('onnx.checker (full) + shape inference'):
+        check_model(proto)
+    return proto
+
+
+def save_model(proto, path: str) -> None:
+    """Writes atomically: a temporary file next to ``path`` renamed over it only on success."""
+    import onnx
+    with atomic_output(path, suffix='.onnx') as tmp:
+        try:
+            onnx.save_model(proto, tmp)
+        except OSError as exc:
+            raise ExportError(f'cannot write {path}: {exc.strerror}') from None
+
+
+def export_onnx(model, path: str, options: ExportOptions = ExportOptions(),
+                quiet: bool = False):
+    """Exports ``model`` to ``path`` (checked for writability first) and returns the ModelProto."""
+    check_options(model.config, options)
+    if options.plugins:
+        from .plugins import check_plugin_options
+        check_plugin_options(model.config, options)
+    try:
+        check_output_file(path)
+    except YolactError as exc:
+        raise ExportError(str(exc)) from None
+    proto = build_onnx(model, options, quiet=quiet)
+    save_model(proto, path)
+    return proto

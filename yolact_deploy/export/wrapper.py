@@ -1,0 +1,57 @@
+"""The module that is exported: in-graph preprocessing + Yolact.forward (+ Yolact.detect).
+
+One semantic source: this wrapper only composes the reference model's own ``forward`` and ``detect``
+with the official preprocessing written in tensor ops, so the exported graph computes exactly what
+:class:`~yolact_deploy.runtime.torch_backend.TorchPredictor` computes.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..transforms import normalize_tensor
+
+# Output names of the engine contract (docs/onnx.md) and of the --raw graph.
+CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks')
+RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')
+INPUT_NAME = 'images'
+
+
+def preprocess_graph(images: torch.Tensor, config) -> torch.Tensor:
+    """uint8 BGR ``[B, H, W, 3]`` (any H, W) -> network input ``[B, 3, S, S]``.
+
+    The official ``FastBaseTransform`` written as graph ops: float -> bilinear resize of the original
+    image to ``max_size x max_size`` (half-pixel centres, no antialias) -> normalise -> RGB.
+    """
+    x = images.permute(0, 3, 1, 2).to(torch.float32)
+    size = (config.max_size, config.max_size)
+    x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    return normalize_tensor(x, config)
+
+
+class ExportWrapper(nn.Module):
+    """``images`` -> contract outputs (default) or raw network outputs (``raw=True``)."""
+
+    def __init__(self, model: nn.Module, *, raw: bool = False, max_detections: int = 100,
+                 cross_class: bool = False):
+        super().__init__()
+        self.model = model.eval()
+        self.raw = raw
+        self.max_detections = int(max_detections)
+        self.cross_class = bool(cross_class)
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        return RAW_OUTPUTS if self.raw else CONTRACT_OUTPUTS
+
+    def forward(self, images: torch.Tensor):
+        out = self.model(preprocess_graph(images, self.model.config))
+        if self.raw:
+            return tuple(out[name] for name in RAW_OUTPUTS)
+        det = self.model.detect(out, cross_class=self.cross_class,
+                                max_detections=self.max_detections)
+        return (det['num_detections'].to(torch.int32)[:, None], det['boxes'], det['scores'],
+                det['mask_scores'], det['classes'].to(torch.int32), det['masks'])
