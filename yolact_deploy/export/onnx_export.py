@@ -36,6 +36,7 @@ class ExportError(YolactError):
 @dataclass(frozen=True)
 class ExportOptions:
     raw: bool = False                 # network outputs only (no decode/NMS/masks)
+    with_raw: bool = False            # end-to-end outputs plus the raw ones (for validation)
     plugins: bool = False             # custom nodes for our TensorRT plugins instead of std ops
     fp16: bool = False                # mixed FP16/FP32 graph
     opset: int = DEFAULT_OPSET
@@ -170,10 +171,10 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
     """Exports ``model`` (a :class:`~yolact_deploy.model.Yolact`) and returns the ``onnx.ModelProto``."""
     config = model.config
     check_options(config, options)
-    steps = _Steps(4 + options.fp16, quiet)
+    steps = _Steps(3 + options.fp16, quiet)
     wrapper = ExportWrapper(model.float().eval(), raw=options.raw,
                             max_detections=options.max_detections,
-                            cross_class=options.cross_class)
+                            cross_class=options.cross_class, with_raw=options.with_raw)
     with steps(f'torch.export + ONNX translation ({config.name}, {options.flavour}, '
                f'opset {options.opset})'):
         proto = _torch_export(wrapper, config, options)

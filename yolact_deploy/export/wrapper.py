@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from ..transforms import normalize_tensor
 
 # Output names of the engine contract (docs/onnx.md) and of the --raw graph.
-CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks')
+CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks',
+                    'indices')
 RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')
 INPUT_NAME = 'images'
 
@@ -33,19 +34,23 @@ def preprocess_graph(images: torch.Tensor, config) -> torch.Tensor:
 
 
 class ExportWrapper(nn.Module):
-    """``images`` -> contract outputs (default) or raw network outputs (``raw=True``)."""
+    """``images`` -> contract outputs (default) or raw network outputs (``raw=True``);
+    ``with_raw=True`` appends the raw outputs to the contract outputs (for validation)."""
 
     def __init__(self, model: nn.Module, *, raw: bool = False, max_detections: int = 100,
-                 cross_class: bool = False):
+                 cross_class: bool = False, with_raw: bool = False):
         super().__init__()
         self.model = model.eval()
         self.raw = raw
+        self.with_raw = with_raw and not raw
         self.max_detections = int(max_detections)
         self.cross_class = bool(cross_class)
 
     @property
     def output_names(self) -> Tuple[str, ...]:
-        return RAW_OUTPUTS if self.raw else CONTRACT_OUTPUTS
+        if self.raw:
+            return RAW_OUTPUTS
+        return CONTRACT_OUTPUTS + (RAW_OUTPUTS if self.with_raw else ())
 
     def forward(self, images: torch.Tensor):
         out = self.model(preprocess_graph(images, self.model.config))
@@ -53,5 +58,9 @@ class ExportWrapper(nn.Module):
             return tuple(out[name] for name in RAW_OUTPUTS)
         det = self.model.detect(out, cross_class=self.cross_class,
                                 max_detections=self.max_detections)
-        return (det['num_detections'].to(torch.int32)[:, None], det['boxes'], det['scores'],
-                det['mask_scores'], det['classes'].to(torch.int32), det['masks'])
+        contract = (det['num_detections'].to(torch.int32)[:, None], det['boxes'], det['scores'],
+                    det['mask_scores'], det['classes'].to(torch.int32), det['masks'],
+                    det['indices'].to(torch.int32))
+        if self.with_raw:
+            return contract + tuple(out[name] for name in RAW_OUTPUTS)
+        return contract

@@ -1,0 +1,186 @@
+"""The ONNX Runtime backend: runs graphs written by ``yolact-export --to onnx``.
+
+The graph's metadata (``metadata_props['yolact_deploy']``) configures the predictor: class names,
+category ids, input size, graph kind. End-to-end graphs return the engine-contract outputs directly.
+Raw graphs (``--raw``) return the network outputs; detections are then made with the reference ops
+(``Yolact.detect`` semantics, in PyTorch on the CPU) -- without YOLACT++ mask re-scoring, whose net is
+not part of a raw graph (``mask_scores`` then equal ``scores``; a warning says so once).
+Plugin-flavour graphs need the plugins' ONNX Runtime custom-op library (:mod:`yolact_deploy.plugins`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError, YolactError
+from ..export.metadata import parse_metadata
+from ..export.wrapper import RAW_OUTPUTS
+from .predictor import Predictor
+
+_INT_KEYS = ('num_detections', 'classes', 'indices')
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise YolactError('onnxruntime is not installed: pip install onnxruntime '
+                          "(or pip install 'yolact-deploy[onnx]')") from None
+    return onnxruntime
+
+
+def _providers(ort, device: Optional[str], providers: Optional[Sequence[str]]):
+    if providers:
+        return list(providers)
+    device = device or 'cpu'
+    if device == 'cpu':
+        return ['CPUExecutionProvider']
+    if device.startswith('cuda'):
+        if 'CUDAExecutionProvider' not in ort.get_available_providers():
+            raise InputError(f"device '{device}' requested but this onnxruntime has no CUDA "
+                             'provider (pip install onnxruntime-gpu)')
+        index = device.split(':')[1] if ':' in device else '0'
+        return [('CUDAExecutionProvider', {'device_id': int(index)}), 'CPUExecutionProvider']
+    raise InputError(f"unknown device '{device}' for onnxruntime: use cpu or cuda[:N]")
+
+
+def register_plugin_ops(options, plugin_library: Optional[str] = None) -> None:
+    """Registers the plugins' CPU custom ops with an ``onnxruntime.SessionOptions``.
+
+    One clear error when the library is not available (plugin-flavour graph on plain ONNX Runtime).
+    """
+    try:
+        from .. import plugins
+        path = plugin_library or plugins.ort_custom_op_library()
+    except (ImportError, AttributeError) as exc:
+        raise YolactError(
+            'this graph uses the yolact TensorRT plugin nodes (--plugins flavour); ONNX Runtime '
+            'needs their CPU custom-op library, which is not available here '
+            f'({exc.__class__.__name__}: {exc}); export the portable flavour instead') from None
+    except YolactError:
+        raise
+    if not path or not os.path.exists(path):
+        raise YolactError(f'plugin custom-op library not found: {path}; build the plugins '
+                          '(see plugins/README.md) or export the portable flavour')
+    options.register_custom_ops_library(path)
+
+
+class OnnxRuntimePredictor(Predictor):
+    backend = 'onnxruntime'
+
+    def __init__(self, path: str, *, device: Optional[str] = None, providers=None,
+                 threads: Optional[int] = None, cross_class: bool = False,
+                 score_threshold: float = 0.0, plugin_library: Optional[str] = None):
+        ort = _import_ort()
+        self.path = path
+        self.score_threshold = score_threshold
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        meta = self._peek_metadata(path)
+        self.meta = meta
+        if meta.get('flavour') == 'plugins':
+            register_plugin_ops(options, plugin_library)
+        try:
+            self.session = ort.InferenceSession(path, sess_options=options,
+                                                providers=_providers(ort, device, providers))
+        except YolactError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise YolactError(f'onnxruntime cannot load {path}: {text[:300]}') from None
+        self.raw_graph = meta.get('graph') == 'raw'
+        if cross_class and not self.raw_graph and not meta.get('cross_class_nms'):
+            raise InputError(f'{os.path.basename(path)} was exported with class-wise Fast NMS; '
+                             're-export it with --cross-class-nms')
+        self.cross_class = cross_class if self.raw_graph else bool(meta.get('cross_class_nms'))
+        self.class_names = tuple(meta['class_names'])
+        self.category_ids = tuple(meta['category_ids'])
+        self.input_size = int(meta['input']['network_size'][0])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._config = None
+        self._warned = False
+
+    @staticmethod
+    def _peek_metadata(path: str) -> dict:
+        if not os.path.exists(path):
+            raise InputError(f'model file not found: {path}')
+        try:
+            import onnx
+            model = onnx.load(path, load_external_data=False)
+        except Exception as exc:
+            raise YolactError(f'cannot read ONNX file {path}: corrupt or not ONNX '
+                              f'({type(exc).__name__})') from None
+        return parse_metadata({p.key: p.value for p in model.metadata_props}, path)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run_graph(self, batch: np.ndarray) -> dict:
+        """One uint8 ``[B, H, W, 3]`` batch through the session -> ``{output name: array}``."""
+        outs = self.session.run(None, {self.input_name: batch})
+        return dict(zip(self.output_names, outs))
+
+    def run(self, images: Sequence[np.ndarray]):
+        # The graph resizes in-graph from the input size, so one call takes one image size:
+        # consecutive images of equal size share a call.
+        groups, start = [], 0
+        for i in range(1, len(images) + 1):
+            if i == len(images) or images[i].shape != images[start].shape:
+                groups.append(np.stack(images[start:i]))
+                start = i
+        parts = [self.run_graph(np.ascontiguousarray(g)) for g in groups]
+        merged = {k: np.concatenate([p[k] for p in parts]) if parts[0][k].ndim and k != 'priors'
+                  else parts[0][k] for k in parts[0]}
+        if self.raw_graph:
+            return self._detect(merged), merged
+        raw = {k: merged.pop(k) for k in RAW_OUTPUTS if k in merged}  # --with-raw graphs
+        return normalize_contract(merged), raw
+
+    def _detect(self, raw: dict) -> dict:
+        import torch
+
+        from ..checkpoint import config_from_dict
+        from ..model.yolact import Yolact
+        if self._config is None:
+            cfg = config_from_dict(self.meta['config'])
+            if cfg.use_maskiou and cfg.rescore_mask and not self._warned:
+                print('warning: raw graph: YOLACT++ mask re-scoring is not part of a raw graph; '
+                      'mask_scores equal scores', file=sys.stderr)
+                self._warned = True
+            self._config = cfg.replace(use_maskiou=False)
+        shim = types.SimpleNamespace(config=self._config)
+        tensors = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in raw.items()}
+        with torch.no_grad():
+            det = Yolact.detect(shim, tensors, cross_class=self.cross_class,
+                                max_detections=int(self.meta.get('max_detections', 100)))
+        return {k: v.numpy() for k, v in det.items()}
+
+
+def normalize_contract(outputs: dict) -> dict:
+    """Graph outputs -> the dtypes/shapes the PyTorch backend returns (num_detections ``[B]``,
+    integer outputs int64, floats float32 even from FP16 graphs)."""
+    out = {}
+    for key, value in outputs.items():
+        value = np.asarray(value)
+        if key == 'num_detections':
+            value = value.reshape(-1)
+        if key in _INT_KEYS:
+            value = value.astype(np.int64)
+        elif value.dtype == np.float16:
+            value = value.astype(np.float32)
+        out[key] = value
+    return out
+
+
+def create(path: str, device: Optional[str] = None, cross_class: bool = False,
+           score_threshold: float = 0.0, threads: Optional[int] = None, providers=None,
+           plugin_library: Optional[str] = None, **_) -> OnnxRuntimePredictor:
+    return OnnxRuntimePredictor(path, device=device, providers=providers, threads=threads,
+                                cross_class=cross_class, score_threshold=score_threshold,
+                                plugin_library=plugin_library)
