@@ -833,8 +833,8 @@ def _modelopt_available() -> bool:
 # ---------------------------------------------------------------------------------------------------
 # yolact-export --to trt (cli/export.py calls add_arguments and run)
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group('TensorRT (--to trt)')
+def add_arguments(cli_parser: argparse.ArgumentParser) -> None:
+    g = cli_parser.add_argument_group('TensorRT (--to trt)')
     g.add_argument('--onnx', metavar='MODEL.onnx',
                    help='build from this exported ONNX file instead of exporting --weights')
     g.add_argument('--preset', help=f'deployment preset from export/ ({", ".join(list_presets())}) '
