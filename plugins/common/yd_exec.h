@@ -1,0 +1,54 @@
+// The parallel primitive every plugin core is written against: for-each over an index range.
+//
+// A core is a function template over an execution tag. CpuExec runs Thrust's CPP backend (g++, a
+// serial loop); CudaExec runs Thrust's CUDA backend on a stream without synchronising. The functor
+// bodies are YD_HD, so the CPU and the GPU instance execute the same arithmetic. Primitives that need
+// scratch memory (segmented sort, scan) live next to each backend: yd_primitives_cpu.h and
+// yd_primitives_cuda.cuh.
+#pragma once
+
+#include "yd_base.h"
+
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+
+#if defined(__CUDACC__)
+#include <cuda_runtime_api.h>
+#include <thrust/system/cuda/execution_policy.h>
+#else
+#include <thrust/system/cpp/execution_policy.h>
+#endif
+
+namespace yd
+{
+
+#if defined(__CUDACC__)
+struct CudaExec
+{
+    cudaStream_t stream;
+};
+
+template <class F>
+void forEach(CudaExec exec, int64_t n, F const& f)
+{
+    if (n > 0)
+    {
+        thrust::for_each_n(thrust::cuda::par_nosync.on(exec.stream), thrust::counting_iterator<int64_t>(0), n, f);
+    }
+}
+#else
+struct CpuExec
+{
+};
+
+template <class F>
+void forEach(CpuExec, int64_t n, F const& f)
+{
+    if (n > 0)
+    {
+        thrust::for_each_n(thrust::cpp::par, thrust::counting_iterator<int64_t>(0), n, f);
+    }
+}
+#endif
+
+} // namespace yd

@@ -1,0 +1,393 @@
+"""Python side of the TensorRT plugins (``plugins/``): library lookup, the CPU instance, ONNX nodes and
+ONNX Runtime custom ops.
+
+The plugins' cores run on the CPU through the same code as on the GPU. That CPU instance is
+``libyolact_plugins_cpu.so`` (a plain C API, bound here with ctypes); ``libyolact_plugins.so`` holds
+the CUDA instance behind the TensorRT IPluginV3 wrappers. The contract of each node (inputs,
+outputs, attributes, dtypes) is the README of its folder under ``plugins/``; the constants and node
+builders below are that contract in code, so exporters emit exactly what the plugins parse.
+
+ONNX Runtime: the pip wheel ships no C headers, so the custom ops are onnxruntime-extensions Python
+ops (``PyOp``) that call the CPU instance. Those live in the fixed domain ``ai.onnx.contrib``;
+:func:`ort_session` retargets our domain to it in memory, the file on disk keeps ``yolact_deploy``.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import subprocess
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from .errors import YolactError
+
+DOMAIN = 'yolact_deploy'
+DOMAIN_VERSION = 1
+PLUGIN_VERSION = '1'
+PLUGIN_NAMESPACE = ''
+DEFORM_IM2COL = 'YolactDeformIm2col'
+FAST_NMS = 'YolactFastNMS'
+FAST_NMS_OUTPUTS = ('num_detections', 'boxes', 'scores', 'classes', 'indices')
+CPU_LIBRARY = 'libyolact_plugins_cpu.so'
+TRT_LIBRARY = 'libyolact_plugins.so'
+ORT_PYOP_DOMAIN = 'ai.onnx.contrib'   # onnxruntime-extensions registers Python ops here, always
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+
+
+class PluginError(YolactError):
+    """Bad input to a plugin, or a plugin failure, explained in one line."""
+
+
+class PluginLibraryError(PluginError):
+    """The plugin library is missing, or cannot be built or loaded."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Locating and building the libraries
+
+def _search_dirs() -> list:
+    dirs = []
+    if os.environ.get('YOLACT_PLUGINS_DIR'):
+        dirs.append(Path(os.environ['YOLACT_PLUGINS_DIR']))
+    dirs += [REPO_ROOT / 'build' / 'lib', Path(__file__).resolve().parent / 'lib']
+    return dirs
+
+
+def find_library(name: str) -> Optional[Path]:
+    """Path of ``name`` (``CPU_LIBRARY`` or ``TRT_LIBRARY``), or None.
+
+    ``YOLACT_PLUGINS_CPU_LIB`` / ``YOLACT_PLUGINS_LIB`` name the file directly; otherwise
+    ``$YOLACT_PLUGINS_DIR``, ``<repo>/build/lib`` and ``yolact_deploy/lib`` are searched.
+    """
+    env = 'YOLACT_PLUGINS_CPU_LIB' if name == CPU_LIBRARY else 'YOLACT_PLUGINS_LIB'
+    if os.environ.get(env):
+        path = Path(os.environ[env])
+        return path if path.is_file() else None
+    for d in _search_dirs():
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def cpu_library_path() -> Path:
+    path = find_library(CPU_LIBRARY)
+    if path is None:
+        raise PluginLibraryError(f'{CPU_LIBRARY} not found (set YOLACT_PLUGINS_CPU_LIB or run '
+                                 f'scripts/build_plugins.sh, which puts it in build/lib)')
+    return path
+
+
+def trt_library_path() -> Path:
+    """The TensorRT plugin library, for ``load_library`` / ``trtexec --dynamicPlugins``."""
+    path = find_library(TRT_LIBRARY)
+    if path is None:
+        raise PluginLibraryError(f'{TRT_LIBRARY} not found (set YOLACT_PLUGINS_LIB, or build it with '
+                                 f'scripts/build_plugins.sh on a machine with CUDA and TensorRT)')
+    return path
+
+
+def build_cpu_library(build_dir: Optional[Path] = None, jobs: int = 2) -> Path:
+    """Configures and builds the CPU library with CMake (no CUDA, no TensorRT); returns its path."""
+    build_dir = Path(build_dir) if build_dir else REPO_ROOT / 'build'
+    steps = (['cmake', '-S', str(REPO_ROOT), '-B', str(build_dir), '-DCMAKE_BUILD_TYPE=Release'],
+             ['cmake', '--build', str(build_dir), '--target', 'yolact_plugins_cpu', '-j', str(jobs)])
+    for cmd in steps:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise PluginLibraryError('cmake not found: cannot build the plugin library') from None
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ['(no output)']
+            raise PluginLibraryError(f'building {CPU_LIBRARY} failed: {tail[0]}')
+    path = build_dir / 'lib' / CPU_LIBRARY
+    if not path.is_file():
+        raise PluginLibraryError(f'the build finished but {path} does not exist')
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise PluginLibraryError(f'cannot load {path}: {e}') from None
+    vp, i32, i64, f32 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_float
+    lib.yd_capi_version.restype = i32
+    lib.yd_last_error.restype = ctypes.c_char_p
+    lib.yd_deform_im2col_cpu.restype = i32
+    lib.yd_deform_im2col_cpu.argtypes = [i32, vp, vp, vp, vp] + [i64] * 6 + [i32] * 9
+    lib.yd_fast_nms_cpu.restype = i32
+    lib.yd_fast_nms_cpu.argtypes = [i32, vp, vp, i64, i64, i64, f32, f32, i32, i32, i32, i32,
+                                    vp, vp, vp, vp, vp]
+    lib.yd_fast_nms_scratch_bytes.restype = i64
+    lib.yd_fast_nms_scratch_bytes.argtypes = [i64, i64, i64, i32, i32]
+    lib.yd_half_to_float.argtypes = [vp, vp, i64]
+    lib.yd_float_to_half.argtypes = [vp, vp, i64]
+    if lib.yd_capi_version() != 1:
+        raise PluginLibraryError(f'{path}: C API version {lib.yd_capi_version()}, expected 1')
+    return lib
+
+
+def load_cpu_library(path: Optional[os.PathLike] = None) -> ctypes.CDLL:
+    return _load(str(Path(path) if path else cpu_library_path()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The CPU instance
+
+def _as_numpy(t, name: str, dtype=None) -> np.ndarray:
+    if hasattr(t, 'detach'):        # torch.Tensor, without importing torch here
+        t = t.detach().cpu().numpy()
+    a = np.ascontiguousarray(t, dtype=dtype)
+    if dtype is None and a.dtype not in _DTYPES:
+        raise PluginError(f'{name}: dtype {a.dtype} not supported (float32 or float16)')
+    return a
+
+
+def _like_input(a: np.ndarray, like):
+    if hasattr(like, 'detach'):
+        import torch
+        return torch.from_numpy(a).to(like.device)
+    return a
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def _check(lib, status: int) -> None:
+    if status != 0:
+        raise PluginError(lib.yd_last_error().decode() or f'plugin call failed with status {status}')
+
+
+def _pair(v) -> tuple:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise PluginError(f'expected an int or a pair, got {v!r}')
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def deform_im2col_cpu(x, offset, mask, kernel_size, stride=1, padding=0, dilation=1):
+    """CPU instance of ``YolactDeformIm2col`` (= ``ops.dcn.deformable_im2col``).
+
+    x ``[B, C, H, W]``, offset ``[B, 2*dg*kH*kW, Ho, Wo]``, mask ``[B, dg*kH*kW, Ho, Wo]``, all
+    float32 or all float16 (numpy arrays or torch tensors); returns ``[B, C*kH*kW, Ho*Wo]`` of the
+    same dtype and kind.
+    """
+    lib = load_cpu_library()
+    xa = _as_numpy(x, 'x')
+    oa, ma = _as_numpy(offset, 'offset'), _as_numpy(mask, 'mask')
+    if not (xa.dtype == oa.dtype == ma.dtype):
+        raise PluginError(f'x, offset and mask must share a dtype, got {xa.dtype}, {oa.dtype}, {ma.dtype}')
+    if xa.ndim != 4 or oa.ndim != 4 or ma.ndim != 4:
+        raise PluginError('x, offset and mask must be 4-D')
+    kh, kw = _pair(kernel_size)
+    taps = kh * kw
+    batch, channels, height, width = xa.shape
+    if taps < 1 or ma.shape[1] % taps:
+        raise PluginError(f'mask channels {ma.shape[1]} are not a multiple of kH*kW = {taps}')
+    dg = ma.shape[1] // taps
+    ho, wo = oa.shape[2], oa.shape[3]
+    if (oa.shape[0], oa.shape[1]) != (batch, 2 * dg * taps) or ma.shape != (batch, dg * taps, ho, wo):
+        raise PluginError(f'offset {oa.shape} / mask {ma.shape} do not match x {xa.shape} and '
+                          f'kernel {kh}x{kw}')
+    out = np.empty((batch, channels * taps, ho * wo), dtype=xa.dtype)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    _check(lib, lib.yd_deform_im2col_cpu(_DTYPES[xa.dtype], _ptr(xa), _ptr(oa), _ptr(ma), _ptr(out),
+                                         batch, channels, height, width, ho, wo, kh, kw, sh, sw, ph, pw,
+                                         dh, dw, dg))
+    return _like_input(out, x)
+
+
+class PluginDetections(NamedTuple):
+    """Outputs of ``YolactFastNMS``, in its output order."""
+    num_detections: object   # [B, 1] int32
+    boxes: object            # [B, K, 4] input dtype, x1y1x2y2 as given
+    scores: object           # [B, K] input dtype
+    classes: object          # [B, K] int32, -1 pads
+    indices: object          # [B, K] int32 prior index, -1 pads
+
+
+def fast_nms_cpu(boxes, scores, *, conf_thresh: float = 0.05, iou_threshold: float = 0.5,
+                 top_k: int = 200, max_detections: int = 100, cross_class: bool = False,
+                 second_threshold: bool = False) -> PluginDetections:
+    """CPU instance of ``YolactFastNMS`` (= ``ops.nms.fast_nms`` computed in FP32).
+
+    boxes ``[B, N, 4]``, scores ``[B, N, C]`` (foreground classes), both float32 or both float16.
+    """
+    lib = load_cpu_library()
+    ba, sa = _as_numpy(boxes, 'boxes'), _as_numpy(scores, 'scores')
+    if ba.dtype != sa.dtype:
+        raise PluginError(f'boxes and scores must share a dtype, got {ba.dtype} and {sa.dtype}')
+    if ba.ndim != 3 or ba.shape[2] != 4 or sa.ndim != 3 or sa.shape[:2] != ba.shape[:2]:
+        raise PluginError(f'expected boxes [B, N, 4] and scores [B, N, C], got {ba.shape} and {sa.shape}')
+    batch, num_priors, num_classes = sa.shape
+    k = int(max_detections)
+    out = PluginDetections(np.empty((batch, 1), np.int32), np.empty((batch, k, 4), ba.dtype),
+                           np.empty((batch, k), ba.dtype), np.empty((batch, k), np.int32),
+                           np.empty((batch, k), np.int32))
+    _check(lib, lib.yd_fast_nms_cpu(_DTYPES[ba.dtype], _ptr(ba), _ptr(sa), batch, num_priors,
+                                    num_classes, float(conf_thresh), float(iou_threshold), int(top_k), k,
+                                    int(bool(cross_class)), int(bool(second_threshold)),
+                                    *[_ptr(a) for a in out]))
+    return PluginDetections(*[_like_input(a, boxes) for a in out])
+
+
+def half_to_float_cpu(bits: np.ndarray) -> np.ndarray:
+    """The kernels' CPU binary16 -> binary32 conversion (for tests)."""
+    lib = load_cpu_library()
+    a = np.ascontiguousarray(bits, dtype=np.uint16)
+    out = np.empty(a.shape, np.float32)
+    lib.yd_half_to_float(_ptr(a), _ptr(out), a.size)
+    return out
+
+
+def float_to_half_cpu(values: np.ndarray) -> np.ndarray:
+    """The kernels' CPU binary32 -> binary16 conversion, round to nearest even (for tests)."""
+    lib = load_cpu_library()
+    a = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty(a.shape, np.uint16)
+    lib.yd_float_to_half(_ptr(a), _ptr(out), a.size)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# ONNX nodes (the contract of plugins/*/README.md)
+
+def opset_import():
+    """The ``opset_import`` entry a model with plugin nodes needs."""
+    from onnx import helper
+    return helper.make_opsetid(DOMAIN, DOMAIN_VERSION)
+
+
+def deform_im2col_node(x: str, offset: str, mask: str, output: str, kernel_size, stride=1, padding=0,
+                       dilation=1, name: Optional[str] = None):
+    """A ``YolactDeformIm2col`` node: ``[B,C,H,W]`` -> ``[B, C*kH*kW, Ho*Wo]``."""
+    from onnx import helper
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (kernel_size, stride, padding, dilation))
+    return helper.make_node(DEFORM_IM2COL, [x, offset, mask], [output], name=name, domain=DOMAIN,
+                            plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE,
+                            kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                            dilation_h=dh, dilation_w=dw)
+
+
+def fast_nms_node(boxes: str, scores: str, outputs: Sequence[str] = FAST_NMS_OUTPUTS, *,
+                  conf_thresh: float = 0.05, iou_threshold: float = 0.5, top_k: int = 200,
+                  max_detections: int = 100, cross_class: bool = False,
+                  second_threshold: bool = False, name: Optional[str] = None):
+    """A ``YolactFastNMS`` node with its five outputs (see ``FAST_NMS_OUTPUTS``)."""
+    from onnx import helper
+    if len(outputs) != 5:
+        raise PluginError(f'{FAST_NMS} has 5 outputs {FAST_NMS_OUTPUTS}, got {len(outputs)} names')
+    return helper.make_node(FAST_NMS, [boxes, scores], list(outputs), name=name, domain=DOMAIN,
+                            plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE,
+                            conf_thresh=float(conf_thresh), iou_threshold=float(iou_threshold),
+                            top_k=int(top_k), max_detections=int(max_detections),
+                            cross_class=int(bool(cross_class)),
+                            second_threshold=int(bool(second_threshold)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# ONNX Runtime custom ops
+
+_ORT_OPS_REGISTERED = False
+
+
+def _register_ort_ops() -> None:
+    """Registers the two Python custom ops once per process (they call the CPU instance)."""
+    global _ORT_OPS_REGISTERED
+    if _ORT_OPS_REGISTERED:
+        return
+    try:
+        from onnxruntime_extensions import PyCustomOpDef, onnx_op
+    except ImportError:
+        raise PluginLibraryError('onnxruntime-extensions is not installed: pip install '
+                                 'onnxruntime-extensions (needed to run plugin nodes in ONNX Runtime)'
+                                 ) from None
+    load_cpu_library()   # fail here, with the library's message, not inside a session
+    dt = PyCustomOpDef
+    ints = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h', 'pad_w', 'dilation_h',
+            'dilation_w')
+
+    @onnx_op(op_type=DEFORM_IM2COL, inputs=[dt.dt_float] * 3, outputs=[dt.dt_float],
+             attrs={k: dt.dt_int64 for k in ints})
+    def _deform_im2col(x, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                       dilation_h, dilation_w):
+        return deform_im2col_cpu(x, offset, mask, (kernel_h, kernel_w), (stride_h, stride_w),
+                                 (pad_h, pad_w), (dilation_h, dilation_w))
+
+    @onnx_op(op_type=FAST_NMS, inputs=[dt.dt_float] * 2,
+             outputs=[dt.dt_int32, dt.dt_float, dt.dt_float, dt.dt_int32, dt.dt_int32],
+             attrs={'conf_thresh': dt.dt_float, 'iou_threshold': dt.dt_float, 'top_k': dt.dt_int64,
+                    'max_detections': dt.dt_int64, 'cross_class': dt.dt_int64,
+                    'second_threshold': dt.dt_int64})
+    def _fast_nms(boxes, scores, conf_thresh, iou_threshold, top_k, max_detections, cross_class,
+                  second_threshold):
+        return tuple(fast_nms_cpu(boxes, scores, conf_thresh=conf_thresh, iou_threshold=iou_threshold,
+                                  top_k=top_k, max_detections=max_detections,
+                                  cross_class=cross_class, second_threshold=second_threshold))
+
+    _ORT_OPS_REGISTERED = True
+
+
+def ort_session_options_with_plugins(sess_options=None):
+    """SessionOptions with the plugin custom ops registered (FP32 plugin nodes; run the model through
+    :func:`ort_model_for_plugins` or :func:`ort_session`, which move the nodes to the ops' domain)."""
+    import onnxruntime as ort
+    from onnxruntime_extensions import get_library_path
+    _register_ort_ops()
+    so = sess_options if sess_options is not None else ort.SessionOptions()
+    so.register_custom_ops_library(get_library_path())
+    return so
+
+
+def ort_model_for_plugins(model):
+    """A copy of ``model`` (ModelProto, bytes or path) whose plugin nodes sit in the custom-op domain
+    ONNX Runtime knows them by; nothing else changes."""
+    import onnx
+    if isinstance(model, (str, os.PathLike)):
+        model = onnx.load(str(model))
+    elif isinstance(model, (bytes, bytearray)):
+        model = onnx.load_from_string(bytes(model))
+    else:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+
+    def retarget(graph):
+        for node in graph.node:
+            if node.domain == DOMAIN:
+                node.domain = ORT_PYOP_DOMAIN
+            for attr in node.attribute:
+                if attr.g.node:
+                    retarget(attr.g)
+                for g in attr.graphs:
+                    retarget(g)
+
+    retarget(model.graph)
+    for fn in model.functions:
+        for node in fn.node:
+            if node.domain == DOMAIN:
+                node.domain = ORT_PYOP_DOMAIN
+    imports = {op.domain: op for op in model.opset_import}
+    if DOMAIN in imports:
+        model.opset_import.remove(imports[DOMAIN])
+    if ORT_PYOP_DOMAIN not in imports:
+        model.opset_import.append(onnx.helper.make_opsetid(ORT_PYOP_DOMAIN, 1))
+    return model
+
+
+def ort_session(model, sess_options=None, providers: Optional[Sequence[str]] = None):
+    """An ``onnxruntime.InferenceSession`` for a model with plugin nodes (CPU instance, FP32)."""
+    import onnxruntime as ort
+    so = ort_session_options_with_plugins(sess_options)
+    data = ort_model_for_plugins(model).SerializeToString()
+    return ort.InferenceSession(data, so, providers=list(providers or ['CPUExecutionProvider']))
