@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Writes the ctest fixtures: real images and what the Python reference makes of them.
+
+For each bundled COCO sample image: the decoded BGR image (cv2.imread), the official bilinear resize
+(torch F.interpolate, as yolact_deploy.transforms.preprocess), the engine-contract outputs of a model
+run, and yolact_deploy.postprocess.finalize's results (boxes, classes, scores, masks, pycocotools RLE)
+plus visualize.draw_detections without text. Also OpenCV resizes of random maps (edge sizes) and RLE
+edge cases. Plain .npy / text files, so the C++ tests need no image codec and no Python.
+
+The model is the bundled trained one when installed, else yolact_resnet50 at 256 px with
+yolact_deploy.testing.lively_random_init (random weights with confident scores and structured masks).
+
+Exit code 77 (ctest: skipped) when the Python dependencies are missing.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, '..', '..')))
+
+try:
+    import cv2
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from pycocotools import mask as mask_util
+
+    from yolact_deploy import config as yconfig
+    from yolact_deploy.assets import sample_images
+    from yolact_deploy.postprocess import finalize, resize_masks, sanitize_boxes
+    from yolact_deploy.transforms import load_image, preprocess
+    from yolact_deploy.visualize import draw_detections
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    print(f'make_fixtures: skipped: {exc}', file=sys.stderr)
+    sys.exit(77)
+
+SCORE_THRESHOLD = 0.05
+TOP_K = 15
+VERSION = 3  # bump when the fixture layout changes
+
+
+def model_and_name():
+    from yolact_deploy.checkpoint import load_model
+    try:
+        from yolact_deploy.assets import default_weights
+        path = default_weights()
+        return load_model(path), f'bundled {os.path.basename(path)}'
+    except Exception:
+        pass
+    from yolact_deploy.model import Yolact
+    from yolact_deploy.testing import lively_random_init
+    cfg = yconfig.get_preset('yolact_resnet50').replace(max_size=256)
+    example = preprocess([load_image(sample_images()[0])], cfg)
+    torch.manual_seed(0)
+    model = lively_random_init(Yolact(cfg).eval(), seed=0, example=example)
+    return model, 'yolact_resnet50@256, lively_random_init(seed=0)'
+
+
+def save(out, name, array):
+    np.save(os.path.join(out, name + '.npy'), np.ascontiguousarray(array))
+
+
+def rle_string(mask_hw: np.ndarray) -> str:
+    return mask_util.encode(np.asfortranarray(mask_hw.astype(np.uint8)))['counts'].decode('ascii')
+
+
+def stamp_of() -> str:
+    h = hashlib.sha256()
+    for path in [__file__] + sample_images():
+        with open(path, 'rb') as f:
+            h.update(f.read())
+    h.update(str(VERSION).encode())
+    return h.hexdigest()[:16]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', required=True)
+    p.add_argument('--force', action='store_true')
+    args = p.parse_args(argv)
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    stamp = stamp_of()
+    manifest_path = os.path.join(out, 'manifest.json')
+    if not args.force and os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            if json.load(f).get('stamp') == stamp:
+                print(f'make_fixtures: {out} is up to date')
+                return 0
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model, model_name = model_and_name()
+    cfg = model.config
+    images = [load_image(p) for p in sample_images()]
+    entries = []
+    for i, (path, image) in enumerate(zip(sample_images(), images)):
+        save(out, f'img_{i}', image)
+        # Official preprocessing up to (not including) normalisation: float bilinear resize.
+        t = torch.from_numpy(image).float().permute(2, 0, 1)[None]
+        resized = F.interpolate(t, (cfg.max_size, cfg.max_size), mode='bilinear', align_corners=False)
+        save(out, f'resized_{i}', resized[0].permute(1, 2, 0).numpy())
+        with torch.no_grad():
+            det = model.detect(model(preprocess([image], cfg)))
+        det = {k: v.numpy() for k, v in det.items()}
+        contract = {
+            'num': det['num_detections'].reshape(-1).astype(np.int32),
+            'boxes': det['boxes'].astype(np.float32), 'scores': det['scores'].astype(np.float32),
+            'mask_scores': det['mask_scores'].astype(np.float32),
+            'classes': det['classes'].astype(np.int32), 'masks': det['masks'].astype(np.float32)}
+        for k, v in contract.items():
+            save(out, f'contract_{i}_{k}', v[0] if k != 'num' else v)
+        res = finalize(det, [image.shape[:2]], cfg.class_names, score_threshold=SCORE_THRESHOLD,
+                       top_k=TOP_K)[0]
+        save(out, f'ref_{i}_boxes', res.boxes.astype(np.int32))
+        save(out, f'ref_{i}_classes', res.classes.astype(np.int32))
+        save(out, f'ref_{i}_scores', res.scores.astype(np.float32))
+        save(out, f'ref_{i}_mask_scores', res.mask_scores.astype(np.float32))
+        save(out, f'ref_{i}_masks', res.masks.astype(np.uint8))
+        with open(os.path.join(out, f'ref_{i}_rle.txt'), 'w') as f:
+            f.writelines(rle_string(m) + '\n' for m in res.masks)
+        save(out, f'ref_{i}_drawn', draw_detections(image, res, draw_text=False))
+        with open(os.path.join(out, f'ref_{i}_coco.json'), 'w') as f:
+            json.dump(res.to_coco(int(os.path.splitext(os.path.basename(path))[0]),
+                                  cfg.category_ids), f)
+        entries.append({'index': i, 'source': path, 'height': int(image.shape[0]),
+                        'width': int(image.shape[1]), 'detections': len(res),
+                        'image_id': int(os.path.splitext(os.path.basename(path))[0])})
+
+    # cv2.resize INTER_LINEAR of float maps at edge sizes (upscale, 2x downscale, identity, 1 px).
+    rng = np.random.default_rng(0)
+    resize_cases = [((64, 64), (480, 640)), ((69, 69), (427, 640)), ((64, 64), (32, 32)),
+                    ((64, 64), (64, 64)), ((5, 7), (1, 1)), ((1, 1), (9, 4)), ((64, 64), (41, 97)),
+                    ((138, 138), (375, 500))]
+    for j, ((sh, sw), (dh, dw)) in enumerate(resize_cases):
+        src = rng.random((sh, sw), dtype=np.float32)
+        save(out, f'rz_{j}_src', src)
+        save(out, f'rz_{j}_dst', resize_masks(src[None], dh, dw)[0])
+
+    # Box sanitising on adversarial boxes (outside, swapped, huge, negative, degenerate).
+    boxes = np.array([[0.1, 0.2, 0.5, 0.9], [0.9, 0.8, 0.1, 0.2], [-0.5, -0.2, 1.5, 1.7],
+                      [1.2, 0.1, 1.5, 0.3], [-0.7, 0.1, -0.2, 0.3], [0.3, 0.3, 0.3, 0.3],
+                      [0.999999, 0.0, 1.0, 1e-7], [-1e6, -1e6, 1e6, 1e6]], np.float32)
+    save(out, 'syn_boxes', boxes)
+    save(out, 'syn_sanitized_480x640', sanitize_boxes(boxes, 480, 640))
+    save(out, 'syn_sanitized_1x3', sanitize_boxes(boxes, 1, 3))
+
+    # RLE edge cases: empty, full, single pixels at the ends, random, a tall and a wide mask.
+    rle_cases = [np.zeros((4, 5), np.uint8), np.ones((4, 5), np.uint8), np.eye(6, 7, dtype=np.uint8),
+                 (rng.random((33, 47)) > 0.5).astype(np.uint8),
+                 (rng.random((1000, 3)) > 0.01).astype(np.uint8),
+                 (rng.random((2, 3000)) > 0.999).astype(np.uint8)]
+    rle_cases[2][0, 0] = 0
+    rle_cases[2][-1, -1] = 1
+    with open(os.path.join(out, 'rle_cases.txt'), 'w') as f:
+        for j, m in enumerate(rle_cases):
+            save(out, f'rle_{j}', m)
+            f.write(rle_string(m) + '\n')
+
+    proto = [int(s) for s in det['masks'].shape[2:]]
+    manifest = {'stamp': stamp, 'model': model_name, 'score_threshold': SCORE_THRESHOLD,
+                'top_k': TOP_K, 'network_size': cfg.max_size, 'max_detections': int(det['boxes'].shape[1]),
+                'proto_size': proto, 'class_names': list(cfg.class_names),
+                'category_ids': list(cfg.category_ids), 'images': entries,
+                'resize_cases': len(resize_cases), 'rle_cases': len(rle_cases)}
+    with open(manifest_path, 'w') as f:
+        json.dump(manifest, f, indent=1)
+    print(f'make_fixtures: wrote {len(entries)} images ({sum(e["detections"] for e in entries)} '
+          f'reference detections) to {out} [{model_name}]')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,234 @@
+// C++ pre/post-processing against the Python reference on the bundled real COCO images.
+#include <algorithm>
+#include <cmath>
+
+#include "fixtures.hpp"
+#include "yolact/draw.hpp"
+#include "yolact/postprocess.hpp"
+#include "yolact/preprocess.hpp"
+#include "yolact/results.hpp"
+#include "yolact/rle.hpp"
+
+using namespace yolact;
+
+namespace {
+
+yolact::PostprocessOptions reference_options() {
+    PostprocessOptions o;
+    o.score_threshold = static_cast<float>(fx::manifest().find("score_threshold")->as_number());
+    o.top_k = static_cast<int>(fx::manifest().find("top_k")->as_int());
+    return o;
+}
+
+}  // namespace
+
+// Official preprocessing: float bilinear resize to the network size (torch, align_corners=False).
+TEST(fx_preprocess_resize_matches_torch) {
+    const int s = static_cast<int>(fx::manifest().find("network_size")->as_int());
+    double worst = 0, worst_u8 = 0;
+    for (int i = 0; i < fx::num_images(); ++i) {
+        const Image im = fx::image(i);
+        const npy::Array ref = fx::array("resized_" + std::to_string(i));
+        CHECK_EQ(ref.shape[0], s);
+        std::vector<float> out(static_cast<size_t>(s) * s * 3);
+        resize_bilinear(im.view(), s, s, out.data());
+        const Image u8 = resize_bilinear_u8(im.view(), s, s);
+        const float* r = ref.as<float>();
+        for (size_t k = 0; k < out.size(); ++k) {
+            worst = std::max(worst, static_cast<double>(std::fabs(out[k] - r[k])));
+            worst_u8 = std::max(worst_u8, static_cast<double>(std::fabs(u8.data[k] - r[k])));
+        }
+    }
+    std::fprintf(stderr, "  resize: max |C++ - torch| = %.3g (float), %.3g (uint8 feed)\n", worst, worst_u8);
+    CHECK_MSG(worst < 1e-3, "float resize differs from torch by " << worst);
+    CHECK_MSG(worst_u8 <= 0.5 + 1e-3, "uint8 resize differs from torch by " << worst_u8);
+}
+
+// Mask upsampling: cv2.resize(INTER_LINEAR) on float maps, including downscale/identity/1 px.
+TEST(fx_mask_resize_matches_opencv) {
+    const int n = static_cast<int>(fx::manifest().find("resize_cases")->as_int());
+    for (int j = 0; j < n; ++j) {
+        const npy::Array src = fx::array("rz_" + std::to_string(j) + "_src");
+        const npy::Array ref = fx::array("rz_" + std::to_string(j) + "_dst");
+        const int dh = static_cast<int>(ref.shape[0]), dw = static_cast<int>(ref.shape[1]);
+        std::vector<float> out(static_cast<size_t>(dh) * dw);
+        resize_bilinear_map(src.as<float>(), static_cast<int>(src.shape[0]), static_cast<int>(src.shape[1]),
+                            out.data(), dh, dw);
+        double worst = 0;
+        for (size_t k = 0; k < out.size(); ++k) worst = std::max(worst, static_cast<double>(std::fabs(out[k] - ref.as<float>()[k])));
+        std::fprintf(stderr, "  %lldx%lld -> %dx%d: max |C++ - cv2| = %.3g\n", static_cast<long long>(src.shape[0]),
+                     static_cast<long long>(src.shape[1]), dh, dw, worst);
+        CHECK_MSG(worst < 1e-5, "case " << j << " differs by " << worst);
+    }
+}
+
+TEST(fx_sanitize_boxes_matches_numpy) {
+    const npy::Array boxes = fx::array("syn_boxes");
+    const struct { const char* name; int h, w; } cases[] = {{"syn_sanitized_480x640", 480, 640}, {"syn_sanitized_1x3", 1, 3}};
+    for (const auto& c : cases) {
+        const npy::Array ref = fx::array(c.name);
+        for (int64_t i = 0; i < boxes.shape[0]; ++i) {
+            int out[4];
+            sanitize_box(boxes.as<float>() + i * 4, c.h, c.w, out);
+            for (int k = 0; k < 4; ++k) CHECK_EQ(out[k], ref.as<int32_t>()[i * 4 + k]);
+        }
+    }
+}
+
+// finalize on real images: same detections, boxes within 1 px (expected exact), masks within 0.5%.
+TEST(fx_finalize_matches_python) {
+    const PostprocessOptions opts = reference_options();
+    double worst_mask = 0;
+    long long total_diff = 0, total_px = 0;
+    int worst_box = 0, dets_total = 0;
+    for (int i = 0; i < fx::num_images(); ++i) {
+        const std::string p = "ref_" + std::to_string(i) + "_";
+        const Image im = fx::image(i);
+        const BatchOutputs c = fx::contract(i);
+        const auto dets = finalize(c.view(0), im.height, im.width, opts);
+        const npy::Array rb = fx::array(p + "boxes"), rc = fx::array(p + "classes"), rs = fx::array(p + "scores"),
+                         rms = fx::array(p + "mask_scores"), rm = fx::array(p + "masks");
+        CHECK_EQ(dets.size(), static_cast<size_t>(rb.shape[0]));
+        const size_t n = std::min(dets.size(), static_cast<size_t>(rb.shape[0]));
+        const size_t plane = static_cast<size_t>(im.height) * im.width;
+        for (size_t k = 0; k < n; ++k) {
+            const Detection& d = dets[k];
+            const int32_t* b = rb.as<int32_t>() + k * 4;
+            worst_box = std::max({worst_box, std::abs(d.x1 - b[0]), std::abs(d.y1 - b[1]), std::abs(d.x2 - b[2]),
+                                  std::abs(d.y2 - b[3])});
+            CHECK_EQ(d.class_id, rc.as<int32_t>()[k]);
+            CHECK_EQ(d.score, rs.as<float>()[k]);
+            CHECK_EQ(d.mask_score, rms.as<float>()[k]);
+            CHECK_EQ(d.mask.height, im.height);
+            CHECK_EQ(d.mask.width, im.width);
+            const uint8_t* m = rm.as<uint8_t>() + k * plane;
+            long long diff = 0;
+            for (size_t q = 0; q < plane; ++q) diff += (d.mask.data[q] != 0) != (m[q] != 0);
+            worst_mask = std::max(worst_mask, static_cast<double>(diff) / plane);
+            total_diff += diff;
+            total_px += static_cast<long long>(plane);
+        }
+        dets_total += static_cast<int>(n);
+    }
+    std::fprintf(stderr, "  %d detections on %d real images: max box error %d px; mask pixels differing: worst "
+                 "mask %.4f%%, overall %lld of %lld (%.5f%%)\n", dets_total, fx::num_images(), worst_box,
+                 100 * worst_mask, total_diff, total_px, total_px ? 100.0 * total_diff / total_px : 0.0);
+    CHECK(dets_total > 0);
+    CHECK_MSG(worst_box <= 1, "box error " << worst_box << " px");
+    CHECK_MSG(worst_mask <= 0.005, "a mask differs in " << 100 * worst_mask << "% of its pixels");
+}
+
+// COCO RLE: the C++ encoding of the reference masks equals pycocotools' byte for byte.
+TEST(fx_rle_matches_pycocotools) {
+    int compared = 0;
+    for (int i = 0; i < fx::num_images(); ++i) {
+        const std::string p = "ref_" + std::to_string(i) + "_";
+        const npy::Array rm = fx::array(p + "masks");
+        const std::vector<std::string> lines = fx::read_lines(harness::fixture(p + "rle.txt"));
+        CHECK_EQ(lines.size(), static_cast<size_t>(rm.shape[0]));
+        const int h = static_cast<int>(rm.shape[1]), w = static_cast<int>(rm.shape[2]);
+        for (size_t k = 0; k < lines.size() && k < static_cast<size_t>(rm.shape[0]); ++k) {
+            const uint8_t* m = rm.as<uint8_t>() + k * static_cast<size_t>(h) * w;
+            const std::string s = rle_to_string(rle_counts(m, h, w));
+            CHECK_EQ(s, lines[k]);
+            // And back: the string decodes to the same mask.
+            const Mask back = rle_decode(rle_from_string(lines[k]), h, w);
+            CHECK(std::equal(back.data.begin(), back.data.end(), m));
+            ++compared;
+        }
+    }
+    const int cases = static_cast<int>(fx::manifest().find("rle_cases")->as_int());
+    const std::vector<std::string> lines = fx::read_lines(harness::fixture("rle_cases.txt"));
+    for (int j = 0; j < cases; ++j) {
+        const npy::Array m = fx::array("rle_" + std::to_string(j));
+        const std::string s = rle_to_string(rle_counts(m.as<uint8_t>(), static_cast<int>(m.shape[0]),
+                                                       static_cast<int>(m.shape[1])));
+        CHECK_EQ(s, lines[j]);
+        ++compared;
+    }
+    std::fprintf(stderr, "  %d masks: C++ RLE strings identical to pycocotools\n", compared);
+}
+
+// The full C++ path (finalize -> RLE) gives pycocotools' strings for the C++ masks too.
+TEST(fx_coco_results_match_python) {
+    const PostprocessOptions opts = reference_options();
+    std::vector<int> cats;
+    for (const auto& v : fx::manifest().find("category_ids")->as_array()) cats.push_back(static_cast<int>(v.as_int()));
+    int identical = 0, total = 0;
+    for (int i = 0; i < fx::num_images(); ++i) {
+        const Image im = fx::image(i);
+        const auto dets = finalize(fx::contract(i).view(0), im.height, im.width, opts);
+        const long long image_id = fx::manifest().find("images")->as_array()[i].find("image_id")->as_int();
+        const json::Value mine = json::parse(coco_results_json(dets, image_id, cats), "C++ coco");
+        const json::Value ref = json::parse(fx::read_text(harness::fixture("ref_" + std::to_string(i) + "_coco.json")), "ref coco");
+        CHECK_EQ(mine.as_array().size(), ref.as_array().size());
+        for (size_t k = 0; k < std::min(mine.as_array().size(), ref.as_array().size()); ++k) {
+            const json::Value& a = mine.as_array()[k];
+            const json::Value& b = ref.as_array()[k];
+            CHECK_EQ(a.find("category_id")->as_int(), b.find("category_id")->as_int());
+            CHECK_EQ(a.find("score")->as_number(), b.find("score")->as_number());
+            if (b.find("bbox")) CHECK_EQ(a.find("bbox")->dump(), b.find("bbox")->dump());
+            if (b.find("segmentation")) {
+                ++total;
+                identical += a.find("segmentation")->dump() == b.find("segmentation")->dump();
+            }
+        }
+    }
+    std::fprintf(stderr, "  COCO results: %d of %d segmentations byte-identical to the Python path\n", identical, total);
+    // Masks may differ in a few pixels (float rounding at the 0.5 threshold); most are identical.
+    CHECK(total > 0 && identical >= total * 9 / 10);
+}
+
+// Drawing: masks blended and 1-px boxes, identical to visualize.draw_detections(draw_text=False).
+TEST(fx_draw_matches_python) {
+    long long diff = 0, total = 0;
+    for (int i = 0; i < fx::num_images(); ++i) {
+        const std::string p = "ref_" + std::to_string(i) + "_";
+        const Image im = fx::image(i);
+        // Draw the reference detections (masks from Python) so only the drawing is compared.
+        const npy::Array rb = fx::array(p + "boxes"), rms = fx::array(p + "mask_scores"), rm = fx::array(p + "masks");
+        std::vector<Detection> dets(static_cast<size_t>(rb.shape[0]));
+        const size_t plane = static_cast<size_t>(im.height) * im.width;
+        for (size_t k = 0; k < dets.size(); ++k) {
+            Detection& d = dets[k];
+            d.x1 = rb.as<int32_t>()[k * 4];
+            d.y1 = rb.as<int32_t>()[k * 4 + 1];
+            d.x2 = rb.as<int32_t>()[k * 4 + 2];
+            d.y2 = rb.as<int32_t>()[k * 4 + 3];
+            d.mask_score = rms.as<float>()[k];
+            d.mask.height = im.height;
+            d.mask.width = im.width;
+            d.mask.data.assign(rm.as<uint8_t>() + k * plane, rm.as<uint8_t>() + (k + 1) * plane);
+        }
+        const Image drawn = draw_detections(im.view(), dets);
+        const npy::Array ref = fx::array(p + "drawn");
+        for (size_t q = 0; q < drawn.data.size(); ++q) diff += drawn.data[q] != ref.as<uint8_t>()[q];
+        total += static_cast<long long>(drawn.data.size());
+    }
+    std::fprintf(stderr, "  drawing: %lld of %lld bytes differ\n", diff, total);
+    CHECK_EQ(diff, 0LL);
+}
+
+// The batched entry point: images of different sizes in one contract batch.
+TEST(fx_batch_views) {
+    BatchOutputs a = fx::contract(0), b = fx::contract(1);
+    BatchOutputs both;
+    both.resize(2, a.max_detections, a.proto_height, a.proto_width);
+    auto cat = [](auto& dst, const auto& x, const auto& y) {
+        std::copy(x.begin(), x.end(), dst.begin());
+        std::copy(y.begin(), y.end(), dst.begin() + static_cast<long>(x.size()));
+    };
+    cat(both.num_detections, a.num_detections, b.num_detections);
+    cat(both.boxes, a.boxes, b.boxes);
+    cat(both.scores, a.scores, b.scores);
+    cat(both.mask_scores, a.mask_scores, b.mask_scores);
+    cat(both.classes, a.classes, b.classes);
+    cat(both.masks, a.masks, b.masks);
+    const Image i0 = fx::image(0), i1 = fx::image(1);
+    const PostprocessOptions o = reference_options();
+    const auto r1 = finalize(both.view(1), i1.height, i1.width, o);
+    const auto s1 = finalize(b.view(0), i1.height, i1.width, o);
+    CHECK_EQ(r1.size(), s1.size());
+    for (size_t k = 0; k < std::min(r1.size(), s1.size()); ++k) CHECK(r1[k].mask.data == s1[k].mask.data);
+    CHECK_THROWS(both.view(2), "out of range");
+}
