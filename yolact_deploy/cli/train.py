@@ -44,6 +44,8 @@ def build_parser():
                    help='keep the backbone BatchNorm statistics and affine fixed (small batches)')
     p.add_argument('--freeze-stages', type=int, default=0,
                    help='freeze the backbone stem and its first N stages')
+    p.add_argument('--clip-grad', type=float, default=0.0,
+                   help='clip the gradient norm to this value (default 0: off, as official)')
     p.add_argument('--workers', type=int, default=0, help='data loader worker processes')
     p.add_argument('--on-bad-sample', choices=('skip', 'fail'), default='skip')
     p.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1' ...")
@@ -85,7 +87,7 @@ def main(argv=None):
                         num_workers=args.workers, on_bad_sample=args.on_bad_sample,
                         device=args.device, amp=not args.no_amp, augment=not args.no_augment,
                         tensorboard=not args.no_tensorboard, freeze_bn=args.freeze_bn,
-                        freeze_stages=args.freeze_stages)
+                        freeze_stages=args.freeze_stages, clip_grad=args.clip_grad)
     trainer = Trainer(opts)
     if trainer.rank == 0:
         print(f'training {trainer.config.name}: {len(trainer.dataset)} images, '

@@ -56,6 +56,7 @@ class TrainOptions:
     deterministic: bool = False
     freeze_bn: bool = False                 # backbone BatchNorm in eval mode with fixed affine
     freeze_stages: int = 0                  # freeze the backbone stem and its first N stages
+    clip_grad: float = 0.0                  # max gradient norm (0: off, as the official training)
     extra_meta: dict = field(default_factory=dict)
 
 
@@ -349,6 +350,10 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     if torch.isfinite(loss):
                         self.scaler.scale(loss).backward()
+                        if opts.clip_grad > 0:
+                            # Guards short high-LR schedules against early spikes.
+                            self.scaler.unscale_(self.optimizer)
+                            nn.utils.clip_grad_norm_(self.model.parameters(), opts.clip_grad)
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                     else:
