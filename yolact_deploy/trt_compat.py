@@ -172,6 +172,11 @@ def import_tensorrt():
     return trt
 
 
+def version_string() -> str:
+    """The installed TensorRT version ('10.3.0.26'); :class:`TensorRTUnavailable` when absent."""
+    return str(import_tensorrt().__version__)
+
+
 def tensorrt_available() -> bool:
     try:
         import_tensorrt()
