@@ -295,6 +295,86 @@ def fast_nms_node(boxes: str, scores: str, outputs: Sequence[str] = FAST_NMS_OUT
                             second_threshold=int(bool(second_threshold)))
 
 
+_INT_ATTRS = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h', 'pad_w', 'dilation_h',
+              'dilation_w')
+# Defaults of the optional attributes (the plugins' creators use the same).
+DEFORM_IM2COL_DEFAULTS = {'stride_h': 1, 'stride_w': 1, 'pad_h': 0, 'pad_w': 0, 'dilation_h': 1,
+                          'dilation_w': 1}
+FAST_NMS_DEFAULTS = {'conf_thresh': 0.05, 'iou_threshold': 0.5, 'top_k': 200, 'max_detections': 100,
+                     'cross_class': 0, 'second_threshold': 0}
+_NMS_FLOAT_ATTRS = ('conf_thresh', 'iou_threshold')
+_NMS_INT_ATTRS = ('top_k', 'max_detections', 'cross_class', 'second_threshold')
+_BITS = '_bits'
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_schemas() -> tuple:
+    """``onnx.defs.OpSchema`` of both nodes (not registered globally): for onnxscript and checkers."""
+    from onnx import defs
+    formal, attr, kind = defs.OpSchema.FormalParameter, defs.OpSchema.Attribute, defs.OpSchema.AttrType
+    floats = [('T', ['tensor(float)', 'tensor(float16)'], 'FP32 or FP16, one type for all')]
+    plugin_attrs = [attr('plugin_version', kind.STRING, 'TensorRT plugin version, "1"', required=False),
+                    attr('plugin_namespace', kind.STRING, 'TensorRT plugin namespace, ""',
+                         required=False)]
+    im2col = defs.OpSchema(
+        DEFORM_IM2COL, DOMAIN, DOMAIN_VERSION, 'Modulated deformable im2col (plugins/deform_im2col)',
+        inputs=[formal('x', 'T'), formal('offset', 'T'), formal('mask', 'T')],
+        outputs=[formal('columns', 'T')], type_constraints=floats,
+        attributes=[attr(n, kind.INT, '', required=n.startswith('kernel')) for n in _INT_ATTRS]
+        + plugin_attrs)
+    nms = defs.OpSchema(
+        FAST_NMS, DOMAIN, DOMAIN_VERSION, 'Fast NMS with fixed-size outputs (plugins/fast_nms)',
+        inputs=[formal('boxes', 'T'), formal('scores', 'T')],
+        outputs=[formal('num_detections', 'tensor(int32)'), formal('boxes', 'T'),
+                 formal('scores', 'T'), formal('classes', 'tensor(int32)'),
+                 formal('indices', 'tensor(int32)')],
+        type_constraints=floats,
+        attributes=[attr('conf_thresh', kind.FLOAT, '', required=False),
+                    attr('iou_threshold', kind.FLOAT, '', required=False)]
+        + [attr(n, kind.INT, '', required=False)
+           for n in ('top_k', 'max_detections', 'cross_class', 'second_threshold')] + plugin_attrs)
+    return im2col, nms
+
+
+@functools.lru_cache(maxsize=None)
+def onnxscript_ops() -> tuple:
+    """``(YolactDeformIm2col, YolactFastNMS)`` as onnxscript ops, for translations of the exporter."""
+    from onnxscript import values
+    opset = values.Opset(DOMAIN, DOMAIN_VERSION)
+    return tuple(values.Op(opset, schema.name, schema) for schema in onnx_schemas())
+
+
+def deform_conv2d_translation(input, weight, offset, mask, bias, stride_h: int, stride_w: int,
+                              pad_h: int, pad_w: int, dilation_h: int, dilation_w: int, groups: int,
+                              offset_groups: int, use_mask: bool):
+    """Reference translation of ``torchvision::deform_conv2d`` into the plugin form:
+    ``YolactDeformIm2col`` + (grouped) ``MatMul`` + bias, for ``torch.onnx.export(dynamo=True,
+    custom_translation_table={torch.ops.torchvision.deform_conv2d.default: this})``.
+    The weight shape must be static (it is a parameter)."""
+    from onnxscript import opset19 as op
+    im2col, _ = onnxscript_ops()
+    cout, cin_g, kh, kw = (int(d) for d in weight.shape)
+    taps = kh * kw
+    batch = op.Shape(input, start=0, end=1)
+    spatial = op.Shape(offset, start=2, end=4)
+    if not use_mask:   # torchvision's mask-less form = a mask of ones
+        mask_shape = op.Concat(batch, op.Constant(value_ints=[offset_groups * taps]), spatial, axis=0)
+        mask = op.Expand(op.CastLike(op.Constant(value_float=1.0), input), mask_shape)
+    cols = im2col(input, offset, mask, kernel_h=kh, kernel_w=kw, stride_h=stride_h,
+                  stride_w=stride_w, pad_h=pad_h, pad_w=pad_w, dilation_h=dilation_h,
+                  dilation_w=dilation_w, plugin_version=PLUGIN_VERSION,
+                  plugin_namespace=PLUGIN_NAMESPACE)                          # [B, C*taps, Ho*Wo]
+    if groups == 1:
+        out = op.MatMul(op.Reshape(weight, op.Constant(value_ints=[cout, cin_g * taps])), cols)
+    else:
+        w = op.Reshape(weight, op.Constant(value_ints=[groups, cout // groups, cin_g * taps]))
+        cols = op.Reshape(cols, op.Concat(batch, op.Constant(value_ints=[groups, cin_g * taps, -1]),
+                                          axis=0))
+        out = op.MatMul(w, cols)                                              # [B, G, Cout/G, L]
+    out = op.Reshape(out, op.Concat(batch, op.Constant(value_ints=[cout]), spatial, axis=0))
+    return op.Add(out, op.Reshape(bias, op.Constant(value_ints=[1, cout, 1, 1])))
+
+
 # ---------------------------------------------------------------------------------------------------
 # ONNX Runtime custom ops
 
@@ -314,26 +394,27 @@ def _register_ort_ops() -> None:
                                  ) from None
     load_cpu_library()   # fail here, with the library's message, not inside a session
     dt = PyCustomOpDef
-    ints = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h', 'pad_w', 'dilation_h',
-            'dilation_w')
 
     @onnx_op(op_type=DEFORM_IM2COL, inputs=[dt.dt_float] * 3, outputs=[dt.dt_float],
-             attrs={k: dt.dt_int64 for k in ints})
+             attrs={k: dt.dt_int64 for k in _INT_ATTRS})
     def _deform_im2col(x, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                        dilation_h, dilation_w):
         return deform_im2col_cpu(x, offset, mask, (kernel_h, kernel_w), (stride_h, stride_w),
                                  (pad_h, pad_w), (dilation_h, dilation_w))
 
+    # FLOAT attributes reach Python ops as 6-decimal strings, so the thresholds travel as the int64
+    # bit patterns ort_model_for_plugins adds (exact); the FLOAT ones stay for TensorRT.
     @onnx_op(op_type=FAST_NMS, inputs=[dt.dt_float] * 2,
              outputs=[dt.dt_int32, dt.dt_float, dt.dt_float, dt.dt_int32, dt.dt_int32],
-             attrs={'conf_thresh': dt.dt_float, 'iou_threshold': dt.dt_float, 'top_k': dt.dt_int64,
-                    'max_detections': dt.dt_int64, 'cross_class': dt.dt_int64,
-                    'second_threshold': dt.dt_int64})
-    def _fast_nms(boxes, scores, conf_thresh, iou_threshold, top_k, max_detections, cross_class,
-                  second_threshold):
-        return tuple(fast_nms_cpu(boxes, scores, conf_thresh=conf_thresh, iou_threshold=iou_threshold,
-                                  top_k=top_k, max_detections=max_detections,
-                                  cross_class=cross_class, second_threshold=second_threshold))
+             attrs={**{k + _BITS: dt.dt_int64 for k in _NMS_FLOAT_ATTRS},
+                    **{k: dt.dt_int64 for k in _NMS_INT_ATTRS}})
+    def _fast_nms(boxes, scores, conf_thresh_bits, iou_threshold_bits, top_k, max_detections,
+                  cross_class, second_threshold):
+        conf, iou = (float(np.array(b, np.uint32).view(np.float32))
+                     for b in (conf_thresh_bits, iou_threshold_bits))
+        return tuple(fast_nms_cpu(boxes, scores, conf_thresh=conf, iou_threshold=iou, top_k=top_k,
+                                  max_detections=max_detections, cross_class=cross_class,
+                                  second_threshold=second_threshold))
 
     _ORT_OPS_REGISTERED = True
 
@@ -349,9 +430,34 @@ def ort_session_options_with_plugins(sess_options=None):
     return so
 
 
+def _complete_for_ort(node) -> None:
+    """Python ops need every declared attribute: add the contract defaults, and the thresholds'
+    exact float32 bit patterns (see _register_ort_ops)."""
+    from onnx import helper
+    present = {a.name: a for a in node.attribute}
+    if node.op_type == DEFORM_IM2COL:
+        missing = [k for k in ('kernel_h', 'kernel_w') if k not in present]
+        if missing:
+            raise PluginError(f'{DEFORM_IM2COL} node {node.name!r} lacks {", ".join(missing)}')
+        defaults = DEFORM_IM2COL_DEFAULTS
+    elif node.op_type == FAST_NMS:
+        defaults = FAST_NMS_DEFAULTS
+    else:
+        raise PluginError(f'unknown op {node.op_type!r} in domain {DOMAIN!r}')
+    for name, value in defaults.items():
+        if name not in present:
+            node.attribute.append(helper.make_attribute(name, value))
+    if node.op_type == FAST_NMS:
+        values = {a.name: a.f for a in node.attribute if a.name in _NMS_FLOAT_ATTRS}
+        for name, value in values.items():
+            bits = int(np.array(value, np.float32).view(np.uint32))
+            node.attribute.append(helper.make_attribute(name + _BITS, bits))
+
+
 def ort_model_for_plugins(model):
-    """A copy of ``model`` (ModelProto, bytes or path) whose plugin nodes sit in the custom-op domain
-    ONNX Runtime knows them by; nothing else changes."""
+    """A copy of ``model`` (ModelProto, bytes or path) that ONNX Runtime runs through the plugin custom
+    ops: plugin nodes move to the custom-op domain and get every attribute spelled out (defaults,
+    exact threshold bits); nothing else changes."""
     import onnx
     if isinstance(model, (str, os.PathLike)):
         model = onnx.load(str(model))
@@ -362,21 +468,20 @@ def ort_model_for_plugins(model):
         copy.CopyFrom(model)
         model = copy
 
-    def retarget(graph):
-        for node in graph.node:
+    def retarget(nodes):
+        for node in nodes:
             if node.domain == DOMAIN:
+                _complete_for_ort(node)
                 node.domain = ORT_PYOP_DOMAIN
             for attr in node.attribute:
                 if attr.g.node:
-                    retarget(attr.g)
+                    retarget(attr.g.node)
                 for g in attr.graphs:
-                    retarget(g)
+                    retarget(g.node)
 
-    retarget(model.graph)
+    retarget(model.graph.node)
     for fn in model.functions:
-        for node in fn.node:
-            if node.domain == DOMAIN:
-                node.domain = ORT_PYOP_DOMAIN
+        retarget(fn.node)
     imports = {op.domain: op for op in model.opset_import}
     if DOMAIN in imports:
         model.opset_import.remove(imports[DOMAIN])
