@@ -6,7 +6,8 @@ against standard class-wise NMS (torchvision batched_nms) on the same candidates
 
 Weights are lively random (yolact_deploy.testing) in the official layout: latency does not depend on
 the weight values except through the number of NMS candidates, which is reported. Warm-up runs are
-excluded; the median, p90, min and standard deviation over the timed runs are reported.
+excluded; the median, p90, p99, min, max and standard deviation over the timed runs are reported
+(yolact_deploy.bench.summarize).
 """
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -33,21 +32,8 @@ from yolact_deploy.testing import lively_random_init  # noqa: E402
 from yolact_deploy.transforms import load_image, preprocess  # noqa: E402
 
 
-def summarize(samples_s):
-    ms = sorted(s * 1000 for s in samples_s)
-    return {'median_ms': statistics.median(ms), 'p90_ms': ms[min(len(ms) - 1, int(0.9 * len(ms)))],
-            'min_ms': ms[0], 'std_ms': statistics.pstdev(ms), 'runs': len(ms)}
-
-
-def timed(fn, warmup, iters):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+# Timing helpers are shared with yolact-bench (interpolated percentiles, plus p50/p99/mean/max).
+from yolact_deploy.bench import summarize, timed  # noqa: E402
 
 
 @torch.no_grad()

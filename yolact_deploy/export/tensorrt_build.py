@@ -920,7 +920,7 @@ def run(args, model, output: Optional[str]) -> int:
     if not onnx_path:
         from .onnx_export import ExportOptions, export_onnx
         want = onnx_export_options(options, plugins=options.plugins)
-        onnx_path = os.path.splitext(output)[0] + ('_fp16' if want['fp16'] else '') + '.onnx'
+        onnx_path = os.path.splitext(output)[0] + '.onnx'     # model_fp16.plan <- model_fp16.onnx
         kw = dict(plugins=want['plugins'], fp16=want['fp16'], max_batch=want['max_batch'])
         for name, key in (('opset', 'opset'), ('max_detections', 'max_detections'),
                           ('cross_class_nms', 'cross_class')):
