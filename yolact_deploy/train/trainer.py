@@ -319,7 +319,8 @@ class Trainer:
             log = csv.writer(csv_file)
             keys = ['B', 'C', 'M', 'S'] + (['I'] if cfg.use_maskiou else [])
             if new:
-                log.writerow(['iteration', 'lr', 'loss'] + keys + ['images', 'seconds', 'skipped'])
+                log.writerow(['iteration', 'lr', 'loss'] + keys
+                             + ['images', 'seconds', 'skipped', 'grad_norm'])
         last_path = os.path.join(opts.out_dir, f'{cfg.name}_last.pth')
         bar = tqdm(total=cfg.max_iter, initial=self.start_iter, disable=not (is_main and opts.progress),
                    dynamic_ncols=True, desc='train', file=sys.stderr)
@@ -340,6 +341,7 @@ class Trainer:
                 torch.manual_seed(opts.seed * 1_000_003 + iteration)
                 t0 = time.time()
                 losses = None
+                grad_norm = float('nan')
                 if samples:
                     images, targets = to_batch(samples, cfg, self.device)
                     with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
@@ -353,7 +355,8 @@ class Trainer:
                         if opts.clip_grad > 0:
                             # Guards short high-LR schedules against early spikes.
                             self.scaler.unscale_(self.optimizer)
-                            nn.utils.clip_grad_norm_(self.model.parameters(), opts.clip_grad)
+                            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                                       opts.clip_grad))
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                     else:
@@ -373,7 +376,8 @@ class Trainer:
                         if iteration % opts.log_every == 0 or iteration == cfg.max_iter:
                             log.writerow([iteration, f'{lr:.6g}', f'{total:.5f}']
                                          + [f"{row.get(k, float('nan')):.5f}" for k in keys]
-                                         + [len(samples), f'{dt:.3f}', self.skipped])
+                                         + [len(samples), f'{dt:.3f}', self.skipped,
+                                            f'{grad_norm:.4g}'])
                             csv_file.flush()
                         if writer is not None:
                             for k, v in row.items():

