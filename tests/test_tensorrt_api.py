@@ -270,3 +270,8 @@ def test_cuda_errors_are_one_line_without_gpu():
         assert 'cudaGetDeviceCount' in str(exc) or 'no CUDA device' in str(exc)
     else:   # a machine with a GPU
         assert info['compute_capability'].count('.') == 1
+
+
+def test_native_handle_of_a_stream_object():
+    runtime = pytest.importorskip('cuda.bindings.runtime', reason='cuda-python is not installed here')
+    assert compat.native_handle(runtime.cudaStream_t(0)) == 0

@@ -304,6 +304,16 @@ def cuda_call(result, what: str = 'CUDA call'):
     return rest[0] if len(rest) == 1 else rest
 
 
+def native_handle(obj) -> int:
+    """The integer handle TensorRT wants for a cuda-python object (a stream): cuda-python 13 prefers
+    ``cuda.bindings.utils.get_cuda_native_handle`` over the deprecated ``int(obj)``."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
+
+
 def gpu_info(device: int = 0) -> dict:
     """Name, compute capability and versions of ``device``; :class:`CudaError` without a GPU."""
     cudart = import_cudart()

@@ -367,7 +367,7 @@ class TensorRTPredictor(Predictor):
                          'cudaMemcpyAsync H2D')
         if timed:
             self.timer.record(1, stream)
-        if not self.context.execute_async_v3(int(stream)):
+        if not self.context.execute_async_v3(compat.native_handle(stream)):
             raise EngineError('TensorRT execute_async_v3 failed (see its message above)')
         if timed:
             self.timer.record(2, stream)
