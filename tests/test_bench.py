@@ -116,9 +116,21 @@ def test_bench_random_pth_end_to_end(tmp_path, capsys):
     assert 'end-to-end p50' in capsys.readouterr().out
 
 
+def _small_onnx(tmp_path):
+    try:   # shared, cached exports of the ONNX tests, when present
+        import onnx_models
+        return onnx_models.exported('yolact_resnet50', 256)[0]
+    except ImportError:
+        from conftest import make_model
+
+        from yolact_deploy.export.onnx_export import ExportOptions, export_onnx
+        path = str(tmp_path / 'small.onnx')
+        export_onnx(make_model('yolact_resnet50', 256), path, ExportOptions(), quiet=True)
+        return path
+
+
 def test_bench_onnx_runs(tmp_path):
-    import onnx_models
-    onnx_path, _ = onnx_models.exported('yolact_resnet50', 256)
+    onnx_path = _small_onnx(tmp_path)
     out_json = tmp_path / 'o.json'
     assert cli.main([onnx_path, '--batch', '1,2', '--warmup', '1', '--iters', '2', '--threads', '1',
                      '--image-size', '120x160', '--json', str(out_json), '-q']) == 0

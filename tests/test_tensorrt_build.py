@@ -404,12 +404,17 @@ def _require_trt_gpu():
 def exported(tmp_path_factory):
     """FP32 and FP16 end-to-end ONNX graphs of a small lively-random model (shared exports)."""
     _require_trt_gpu()
-    import onnx_models
+    from conftest import make_model
 
-    from yolact_deploy.checkpoint import load_model
-    fp32, ckpt = onnx_models.exported('yolact_resnet50', 256)
-    fp16, _ = onnx_models.exported('yolact_resnet50', 256, fp16=True)
-    return load_model(ckpt), {'fp32': fp32, 'fp16': fp16}, tmp_path_factory.mktemp('trt')
+    from yolact_deploy.export.onnx_export import ExportOptions, export_onnx
+    d = tmp_path_factory.mktemp('trt')
+    model = make_model('yolact_resnet50', 256)
+    paths = {}
+    for precision in ('fp32', 'fp16'):
+        paths[precision] = str(d / f'm_{precision}.onnx')
+        export_onnx(model, paths[precision], ExportOptions(fp16=precision == 'fp16', max_batch=4),
+                    quiet=True)
+    return model, paths, d
 
 
 @pytest.mark.gpu
