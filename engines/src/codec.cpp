@@ -182,7 +182,7 @@ const char* decode_png_raw(const uint8_t* data, size_t size, size_t max_pixels, 
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, nullptr);
         delete[] rows;
-        return msg;
+        return "";  // the message is in the caller's buffer (png_fail wrote it)
     }
     png_set_read_fn(png, &src, png_read_mem);
     png_read_info(png, info);
@@ -225,7 +225,7 @@ Image decode_png(const uint8_t* data, size_t size, size_t max_pixels) {
     bool too_big = false;
     const char* err = decode_png_raw(data, size, max_pixels, &im, msg, &too_big);
     if (too_big) check_pixels(im.width, im.height, max_pixels);
-    if (err) throw Error(std::string("corrupt PNG image: ") + err);
+    if (err) throw Error(std::string("corrupt PNG image: ") + (*err ? err : msg));
     return im;
 }
 #endif

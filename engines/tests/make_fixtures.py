@@ -15,13 +15,45 @@ Exit code 77 (ctest: skipped) when the Python dependencies are missing.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.abspath(os.path.join(HERE, '..', '..')))
+ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
+SAMPLES = os.path.join(ROOT, 'yolact_deploy', 'assets', 'samples')
+sys.path.insert(0, ROOT)
+VERSION = 3  # bump when the fixture layout changes
+
+
+def stamp_of() -> str:
+    """Hash of this script, the sample images and the bundled model (if any)."""
+    h = hashlib.sha256()
+    files = [__file__] + sorted(os.path.join(SAMPLES, f) for f in os.listdir(SAMPLES)
+                                if f.endswith('.jpg'))
+    files += glob.glob(os.path.join(ROOT, 'yolact_deploy', 'assets', '*.pth'))
+    for path in files:
+        with open(path, 'rb') as f:
+            h.update(f.read())
+    h.update(str(VERSION).encode())
+    return h.hexdigest()[:16]
+
+
+def up_to_date(out: str) -> bool:
+    try:
+        with open(os.path.join(out, 'manifest.json')) as f:
+            return json.load(f).get('stamp') == stamp_of()
+    except (OSError, ValueError):
+        return False
+
+
+if __name__ == '__main__' and '--force' not in sys.argv:
+    _args = sys.argv[1:]
+    if '--out' in _args and _args.index('--out') + 1 < len(_args) and up_to_date(_args[_args.index('--out') + 1]):
+        print('make_fixtures: fixtures are up to date')
+        sys.exit(0)
 
 try:
     import cv2
@@ -41,7 +73,6 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 SCORE_THRESHOLD = 0.05
 TOP_K = 15
-VERSION = 3  # bump when the fixture layout changes
 
 
 def model_and_name():
@@ -69,15 +100,6 @@ def rle_string(mask_hw: np.ndarray) -> str:
     return mask_util.encode(np.asfortranarray(mask_hw.astype(np.uint8)))['counts'].decode('ascii')
 
 
-def stamp_of() -> str:
-    h = hashlib.sha256()
-    for path in [__file__] + sample_images():
-        with open(path, 'rb') as f:
-            h.update(f.read())
-    h.update(str(VERSION).encode())
-    return h.hexdigest()[:16]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True)
@@ -87,11 +109,6 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     stamp = stamp_of()
     manifest_path = os.path.join(out, 'manifest.json')
-    if not args.force and os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            if json.load(f).get('stamp') == stamp:
-                print(f'make_fixtures: {out} is up to date')
-                return 0
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model, model_name = model_and_name()
     cfg = model.config
