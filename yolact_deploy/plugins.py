@@ -54,7 +54,9 @@ def _search_dirs() -> list:
     dirs = []
     if os.environ.get('YOLACT_PLUGINS_DIR'):
         dirs.append(Path(os.environ['YOLACT_PLUGINS_DIR']))
-    dirs += [REPO_ROOT / 'build' / 'lib', Path(__file__).resolve().parent / 'lib']
+    build = REPO_ROOT / 'build'
+    dirs += [build / 'lib', build / 'plugins' / 'lib', build / 'plugins-cpu' / 'lib',
+             Path(__file__).resolve().parent / 'lib']
     return dirs
 
 
@@ -62,7 +64,8 @@ def find_library(name: str) -> Optional[Path]:
     """Path of ``name`` (``CPU_LIBRARY`` or ``TRT_LIBRARY``), or None.
 
     ``YOLACT_PLUGINS_CPU_LIB`` / ``YOLACT_PLUGINS_LIB`` name the file directly; otherwise
-    ``$YOLACT_PLUGINS_DIR``, ``<repo>/build/lib`` and ``yolact_deploy/lib`` are searched.
+    ``$YOLACT_PLUGINS_DIR``, ``<repo>/build/lib``, ``build/plugins/lib`` (scripts/build_plugins.sh),
+    ``build/plugins-cpu/lib`` (:func:`build_cpu_library`) and ``yolact_deploy/lib`` are searched.
     """
     env = 'YOLACT_PLUGINS_CPU_LIB' if name == CPU_LIBRARY else 'YOLACT_PLUGINS_LIB'
     if os.environ.get(env):
@@ -92,9 +95,11 @@ def trt_library_path() -> Path:
 
 
 def build_cpu_library(build_dir: Optional[Path] = None, jobs: int = 2) -> Path:
-    """Configures and builds the CPU library with CMake (no CUDA, no TensorRT); returns its path."""
-    build_dir = Path(build_dir) if build_dir else REPO_ROOT / 'build'
-    steps = (['cmake', '-S', str(REPO_ROOT), '-B', str(build_dir), '-DCMAKE_BUILD_TYPE=Release'],
+    """Configures and builds the CPU library with CMake (no CUDA, no TensorRT) into
+    ``build/plugins-cpu``; returns its path."""
+    build_dir = Path(build_dir) if build_dir else REPO_ROOT / 'build' / 'plugins-cpu'
+    steps = (['cmake', '-S', str(REPO_ROOT), '-B', str(build_dir), '-DCMAKE_BUILD_TYPE=Release',
+              '-DYOLACT_ENABLE_CUDA=OFF', '-DYOLACT_BUILD_ENGINES=OFF', '-DYOLACT_BUILD_TESTS=OFF'],
              ['cmake', '--build', str(build_dir), '--target', 'yolact_plugins_cpu', '-j', str(jobs)])
     for cmd in steps:
         try:
@@ -102,8 +107,9 @@ def build_cpu_library(build_dir: Optional[Path] = None, jobs: int = 2) -> Path:
         except FileNotFoundError:
             raise PluginLibraryError('cmake not found: cannot build the plugin library') from None
         if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ['(no output)']
-            raise PluginLibraryError(f'building {CPU_LIBRARY} failed: {tail[0]}')
+            lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if 'rror' in ln]
+            raise PluginLibraryError(f'building {CPU_LIBRARY} failed: '
+                                     f'{(lines or ["(see cmake output)"])[0].strip()}')
     path = build_dir / 'lib' / CPU_LIBRARY
     if not path.is_file():
         raise PluginLibraryError(f'the build finished but {path} does not exist')
