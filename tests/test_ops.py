@@ -422,3 +422,30 @@ def test_assemble_masks_matches_a_loop():
         torch.testing.assert_close(out[b, k], m * keep)
     torch.testing.assert_close(assemble_masks(proto, coeffs, boxes, crop_masks=False)[0, 0],
                                torch.sigmoid(proto[0] @ coeffs[0, 0]))
+
+
+def test_dcn_matches_an_independent_port_of_the_dcnv2_kernel():
+    """tools/official_parity.py carries a CPU port of the official DCNv2 CUDA im2col kernel (written
+    from the .cu file, not from ops/dcn.py); both must agree, also far outside the image."""
+    import importlib.util
+    import os
+    import types
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'tools', 'official_parity.py')
+    spec = importlib.util.spec_from_file_location('official_parity', path)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    shim = types.ModuleType('dcn_v2_shim')
+    exec(harness.DCN_SHIM_SOURCE, shim.__dict__)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 4, 9, 8, generator=g)
+    weight = torch.randn(3, 4, 3, 3, generator=g)
+    bias = torch.randn(3, generator=g)
+    for stride, padding, dilation, dg in [(1, 1, 1, 1), (2, 2, 2, 2), ((2, 1), (1, 0), (1, 2), 4)]:
+        ho, wo = _out_hw(9, 8, 3, *(torch.nn.modules.utils._pair(v)
+                                     for v in (stride, padding, dilation)))
+        offset = torch.randn(2, dg * 18, ho, wo, generator=g) * 3
+        mask = torch.rand(2, dg * 9, ho, wo, generator=g)
+        expected = shim.dcn_v2_conv(x, offset, mask, weight, bias, stride, padding, dilation, dg)
+        out = _dcn_both(x, offset, mask, weight, bias, stride, padding, dilation)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
