@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=0,
                    help='CPU threads for both PyTorch and the backend (0 = library default)')
     p.add_argument('--device', default='cpu', help='device for both (default cpu)')
-    p.add_argument('--plugin-library', help='plugin custom-op library for --plugins graphs')
     p.add_argument('--json', metavar='FILE', help='write the full report as JSON')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     return p
@@ -102,7 +101,7 @@ def main(argv=None):
 
     backend_name = args.backend or backend_for_path(args.model)
     backend = load_predictor(args.model, backend_name, device=args.device,
-                             threads=args.threads or None, plugin_library=args.plugin_library)
+                             threads=args.threads or None)
     meta = _meta(backend)
     weights = args.weights
     if weights is None:

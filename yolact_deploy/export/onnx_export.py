@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import time
 import warnings
@@ -109,7 +110,12 @@ def _torch_export(wrapper: ExportWrapper, config, options: ExportOptions):
     height = torch.export.Dim('height', min=2, max=16384)
     width = torch.export.Dim('width', min=2, max=16384)
     sink = io.StringIO()
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+    if options.plugins:
+        from .plugins import nms_as_plugin_op
+        routing = nms_as_plugin_op()
+    else:
+        routing = contextlib.nullcontext()
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink), routing:
         warnings.simplefilter('ignore')
         try:
             program = torch.onnx.export(
@@ -145,6 +151,11 @@ def _rename_dims(model) -> None:
             if d.dim_param in names:
                 d.dim_param = names[d.dim_param]
     del onnx  # only for the type hints of readers
+
+
+def _plugin_metadata() -> dict:
+    from .plugins import plugin_metadata
+    return plugin_metadata()
 
 
 def simplify(model):
@@ -190,7 +201,8 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
     meta = build_metadata(config, raw=options.raw, flavour=options.flavour,
                           precision=options.precision, opset=options.opset,
                           max_detections=options.max_detections, cross_class=options.cross_class,
-                          proto_size=proto_size(config), output_names=wrapper.output_names)
+                          proto_size=proto_size(config), output_names=wrapper.output_names,
+                          extra=_plugin_metadata() if options.plugins else None)
     attach_metadata(proto, meta)
     proto.producer_name = 'yolact-deploy'
     proto.doc_string = (f'YOLACT {config.name} ({meta["graph"]}, {options.flavour}, '
@@ -203,11 +215,26 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
 def save_model(proto, path: str) -> None:
     """Writes atomically: a temporary file next to ``path`` renamed over it only on success."""
     import onnx
-    with atomic_output(path, suffix='.onnx') as tmp:
-        try:
+    try:
+        with atomic_output(path, suffix='.onnx') as tmp:
             onnx.save_model(proto, tmp)
-        except OSError as exc:
-            raise ExportError(f'cannot write {path}: {exc.strerror}') from None
+    except OSError as exc:
+        raise ExportError(f'cannot write {path}: {exc.strerror or exc}') from None
+
+
+def probe_writable(path: str) -> None:
+    """Fails in one line, before minutes of export, when ``path``'s folder takes no new file
+    (permissions, read-only or pseudo file systems: os.access alone is not enough for root)."""
+    import tempfile
+    try:
+        check_output_file(path)
+        fd, tmp = tempfile.mkstemp(prefix='.tmp-probe-', dir=os.path.dirname(os.path.abspath(path)))
+        os.close(fd)
+        os.unlink(tmp)
+    except YolactError as exc:
+        raise ExportError(str(exc)) from None
+    except OSError as exc:
+        raise ExportError(f'cannot write {path}: {exc.strerror or exc}') from None
 
 
 def export_onnx(model, path: str, options: ExportOptions = ExportOptions(),
@@ -217,10 +244,7 @@ def export_onnx(model, path: str, options: ExportOptions = ExportOptions(),
     if options.plugins:
         from .plugins import check_plugin_options
         check_plugin_options(model.config, options)
-    try:
-        check_output_file(path)
-    except YolactError as exc:
-        raise ExportError(str(exc)) from None
+    probe_writable(path)
     proto = build_onnx(model, options, quiet=quiet)
     save_model(proto, path)
     return proto

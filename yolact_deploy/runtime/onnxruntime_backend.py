@@ -5,7 +5,8 @@ category ids, input size, graph kind. End-to-end graphs return the engine-contra
 Raw graphs (``--raw``) return the network outputs; detections are then made with the reference ops
 (``Yolact.detect`` semantics, in PyTorch on the CPU) -- without YOLACT++ mask re-scoring, whose net is
 not part of a raw graph (``mask_scores`` then equal ``scores``; a warning says so once).
-Plugin-flavour graphs need the plugins' ONNX Runtime custom-op library (:mod:`yolact_deploy.plugins`).
+Plugin-flavour graphs run their plugin nodes as custom ops backed by the plugins' CPU instance
+(:mod:`yolact_deploy.plugins`: onnxruntime-extensions Python ops calling ``libyolact_plugins_cpu.so``).
 """
 from __future__ import annotations
 
@@ -48,25 +49,24 @@ def _providers(ort, device: Optional[str], providers: Optional[Sequence[str]]):
     raise InputError(f"unknown device '{device}' for onnxruntime: use cpu or cuda[:N]")
 
 
-def register_plugin_ops(options, plugin_library: Optional[str] = None) -> None:
-    """Registers the plugins' CPU custom ops with an ``onnxruntime.SessionOptions``.
+def plugin_session_inputs(path: str, options):
+    """(model bytes, session options) for a plugin-flavour graph: the plugin nodes run as ONNX Runtime
+    custom ops backed by the plugins' CPU instance (:mod:`yolact_deploy.plugins`).
 
-    One clear error when the library is not available (plugin-flavour graph on plain ONNX Runtime).
+    One clear error when that route is not available here (plugin graph on plain ONNX Runtime).
     """
     try:
         from .. import plugins
-        path = plugin_library or plugins.ort_custom_op_library()
-    except (ImportError, AttributeError) as exc:
-        raise YolactError(
-            'this graph uses the yolact TensorRT plugin nodes (--plugins flavour); ONNX Runtime '
-            'needs their CPU custom-op library, which is not available here '
-            f'({exc.__class__.__name__}: {exc}); export the portable flavour instead') from None
-    except YolactError:
-        raise
-    if not path or not os.path.exists(path):
-        raise YolactError(f'plugin custom-op library not found: {path}; build the plugins '
-                          '(see plugins/README.md) or export the portable flavour')
-    options.register_custom_ops_library(path)
+    except ImportError as exc:
+        raise YolactError(f'{os.path.basename(path)} uses the yolact TensorRT plugin nodes (--plugins '
+                          f'flavour), but yolact_deploy.plugins is not available ({exc}); export '
+                          'the portable flavour instead') from None
+    try:
+        options = plugins.ort_session_options_with_plugins(options)
+        return plugins.ort_model_for_plugins(path).SerializeToString(), options
+    except YolactError as exc:
+        raise YolactError(f'{os.path.basename(path)} uses the yolact plugin nodes (--plugins '
+                          f'flavour) and ONNX Runtime cannot run them here: {exc}') from None
 
 
 class OnnxRuntimePredictor(Predictor):
@@ -74,7 +74,7 @@ class OnnxRuntimePredictor(Predictor):
 
     def __init__(self, path: str, *, device: Optional[str] = None, providers=None,
                  threads: Optional[int] = None, cross_class: bool = False,
-                 score_threshold: float = 0.0, plugin_library: Optional[str] = None):
+                 score_threshold: float = 0.0):
         ort = _import_ort()
         self.path = path
         self.score_threshold = score_threshold
@@ -85,10 +85,11 @@ class OnnxRuntimePredictor(Predictor):
         options.log_severity_level = 3
         meta = self._peek_metadata(path)
         self.meta = meta
+        source = path
         if meta.get('flavour') == 'plugins':
-            register_plugin_ops(options, plugin_library)
+            source, options = plugin_session_inputs(path, options)
         try:
-            self.session = ort.InferenceSession(path, sess_options=options,
+            self.session = ort.InferenceSession(source, sess_options=options,
                                                 providers=_providers(ort, device, providers))
         except YolactError:
             raise
@@ -180,7 +181,6 @@ def normalize_contract(outputs: dict) -> dict:
 
 def create(path: str, device: Optional[str] = None, cross_class: bool = False,
            score_threshold: float = 0.0, threads: Optional[int] = None, providers=None,
-           plugin_library: Optional[str] = None, **_) -> OnnxRuntimePredictor:
+           **_) -> OnnxRuntimePredictor:
     return OnnxRuntimePredictor(path, device=device, providers=providers, threads=threads,
-                                cross_class=cross_class, score_threshold=score_threshold,
-                                plugin_library=plugin_library)
+                                cross_class=cross_class, score_threshold=score_threshold)
