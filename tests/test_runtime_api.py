@@ -46,3 +46,16 @@ def test_backend_from_extension():
     assert backend_for_path('e.plan') == 'tensorrt'
     with pytest.raises(InputError, match='extension'):
         backend_for_path('model.bin')
+
+
+def test_checkpoint_without_batchnorm_counters_loads(tmp_path):
+    """Old official files may lack BatchNorm's num_batches_tracked; they still load strictly."""
+    import torch
+    from yolact_deploy import config
+    from yolact_deploy.checkpoint import load_model
+    from yolact_deploy.model import Yolact
+    sd = {k: v for k, v in Yolact(config.yolact_resnet50).state_dict().items()
+          if not k.endswith('num_batches_tracked')}
+    path = tmp_path / 'yolact_resnet50_54_800000.pth'
+    torch.save(sd, path)
+    assert load_model(str(path)).config.name == 'yolact_resnet50'

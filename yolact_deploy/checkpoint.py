@@ -98,6 +98,12 @@ def _official_compat(state_dict: dict, cfg) -> dict:
 
 def load_state_dict_strict(model: torch.nn.Module, state_dict: dict, path: str) -> None:
     own = model.state_dict()
+    state_dict = dict(state_dict)
+    for key in own:
+        # BatchNorm counters are absent from files written before PyTorch 0.4.1; torch itself fills
+        # them in for such files, and they do not affect inference.
+        if key.endswith('num_batches_tracked') and key not in state_dict:
+            state_dict[key] = torch.zeros((), dtype=torch.long)
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     if missing or unexpected:
