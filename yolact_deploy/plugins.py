@@ -426,8 +426,8 @@ def _register_ort_ops() -> None:
 
 
 def ort_session_options_with_plugins(sess_options=None):
-    """SessionOptions with the plugin custom ops registered (FP32 plugin nodes; run the model through
-    :func:`ort_model_for_plugins` or :func:`ort_session`, which move the nodes to the ops' domain)."""
+    """SessionOptions with the plugin custom ops registered; run the model through
+    :func:`ort_model_for_plugins` or :func:`ort_session`, which move the nodes to the ops' domain."""
     import onnxruntime as ort
     from onnxruntime_extensions import get_library_path
     _register_ort_ops()
@@ -460,10 +460,50 @@ def _complete_for_ort(node) -> None:
             node.attribute.append(helper.make_attribute(name + _BITS, bits))
 
 
+def _wrap_fp16_plugin_nodes(model) -> None:
+    """Puts Casts around plugin nodes of the main graph that take FP16: FP16 -> FP32 in, the custom op
+    (FP32), FP32 -> FP16 out. That is the plugins' own FP16 semantics (widen, compute in FP32, round
+    once), so ONNX Runtime gives the same bits as the FP16 kernels."""
+    import onnx
+    from onnx import TensorProto, helper
+    if not any(n.domain == DOMAIN for n in model.graph.node):
+        return
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi.type.tensor_type.elem_type
+             for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
+    types.update({t.name: t.data_type for t in model.graph.initializer})
+    nodes, count = [], 0
+    for node in model.graph.node:
+        plugin = node.domain == DOMAIN and node.op_type in (DEFORM_IM2COL, FAST_NMS)
+        float_outputs = (0,) if node.op_type == DEFORM_IM2COL else (1, 2)
+        if plugin and types.get(node.input[0]) == TensorProto.FLOAT16:
+            count += 1
+            for i, name in enumerate(node.input):
+                widened = f'{name}__yd_fp32_{count}'
+                nodes.append(helper.make_node('Cast', [name], [widened], to=TensorProto.FLOAT))
+                node.input[i] = widened
+            nodes.append(node)
+            for i in float_outputs:
+                original = node.output[i]
+                node.output[i] = f'{original}__yd_fp32_{count}'
+                nodes.append(helper.make_node('Cast', [node.output[i]], [original],
+                                              to=TensorProto.FLOAT16))
+                types[original] = TensorProto.FLOAT16
+            continue
+        if plugin:   # outputs of a plugin node feeding another one: the contract's types
+            for i, name in enumerate(node.output):
+                types[name] = types.get(node.input[0]) if i in float_outputs else TensorProto.INT32
+        nodes.append(node)
+    if count:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+
+
 def ort_model_for_plugins(model):
     """A copy of ``model`` (ModelProto, bytes or path) that ONNX Runtime runs through the plugin custom
     ops: plugin nodes move to the custom-op domain and get every attribute spelled out (defaults,
-    exact threshold bits); nothing else changes."""
+    exact threshold bits); FP16 plugin nodes get Casts around them (the custom ops are FP32, which is
+    how the plugins compute FP16 anyway); nothing else changes."""
     import onnx
     if isinstance(model, (str, os.PathLike)):
         model = onnx.load(str(model))
@@ -485,6 +525,7 @@ def ort_model_for_plugins(model):
                 for g in attr.graphs:
                     retarget(g.node)
 
+    _wrap_fp16_plugin_nodes(model)
     retarget(model.graph.node)
     for fn in model.functions:
         retarget(fn.node)
@@ -497,7 +538,7 @@ def ort_model_for_plugins(model):
 
 
 def ort_session(model, sess_options=None, providers: Optional[Sequence[str]] = None):
-    """An ``onnxruntime.InferenceSession`` for a model with plugin nodes (CPU instance, FP32)."""
+    """An ``onnxruntime.InferenceSession`` for a model with plugin nodes (the CPU instance)."""
     import onnxruntime as ort
     so = ort_session_options_with_plugins(sess_options)
     data = ort_model_for_plugins(model).SerializeToString()

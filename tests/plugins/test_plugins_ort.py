@@ -141,3 +141,29 @@ def test_ort_model_for_plugins_only_moves_our_domain(tmp_path):
     assert [n.domain for n in moved.graph.node] == [P.ORT_PYOP_DOMAIN, '']
     assert {o.domain for o in moved.opset_import} == {'', P.ORT_PYOP_DOMAIN}
     assert onnx.load(path).graph.node[0].domain == P.DOMAIN    # the file is untouched
+
+
+def test_fp16_plugin_nodes_run_through_casts_with_the_fp16_kernels_bits():
+    """FP16 graphs: the adapter widens to FP32 around the (FP32) custom ops and rounds once, which is
+    exactly the plugins' FP16 semantics, so ONNX Runtime matches the CPU instance's FP16 path bit
+    for bit."""
+    x, off, mask, attrs = dcn_case(7, np.float16)
+    node = P.deform_im2col_node('x', 'offset', 'mask', 'cols', **attrs)
+    model = _model([node], [_vi(n, TensorProto.FLOAT16, 4) for n in ('x', 'offset', 'mask')],
+                   [_vi('cols', TensorProto.FLOAT16, 3)])
+    got = P.ort_session(model).run(None, {'x': x, 'offset': off, 'mask': mask})[0]
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, P.deform_im2col_cpu(x, off, mask, **attrs))
+
+    boxes, scores, attrs = nms_case(3, np.float16)
+    node = P.fast_nms_node('boxes', 'scores', ['n', 'b', 's', 'c', 'i'], **attrs)
+    outs = [_vi('n', TensorProto.INT32, 2), _vi('b', TensorProto.FLOAT16, 3),
+            _vi('s', TensorProto.FLOAT16, 2), _vi('c', TensorProto.INT32, 2),
+            _vi('i', TensorProto.INT32, 2)]
+    model = _model([node], [_vi('boxes', TensorProto.FLOAT16, 3), _vi('scores', TensorProto.FLOAT16, 3)],
+                   outs)
+    got = P.ort_session(model).run(None, {'boxes': boxes, 'scores': scores})
+    want = P.fast_nms_cpu(boxes, scores, **attrs)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
