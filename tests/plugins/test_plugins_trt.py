@@ -22,7 +22,6 @@ if P.find_library(P.TRT_LIBRARY) is None:
     pytest.skip(f'{P.TRT_LIBRARY} not built: run scripts/build_plugins.sh on this machine',
                 allow_module_level=True)
 
-import onnx  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 NUM_CASES = 20
