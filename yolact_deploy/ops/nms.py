@@ -113,7 +113,7 @@ def _select(keep, flat_scores, flat_classes, flat_prior_idx, boxes, max_detectio
     classes = torch.where(valid, torch.gather(flat_classes, 1, order), -1)
     indices = torch.where(valid, torch.gather(flat_prior_idx, 1, order), -1)
     gathered = torch.gather(boxes, 1, indices.clamp(min=0)[..., None].expand(batch, k_out, 4))
-    out_boxes = gathered * valid[..., None].to(gathered.dtype)
+    out_boxes = torch.where(valid[..., None], gathered, torch.zeros_like(gathered))
     if k_out < max_detections:  # fewer candidates than slots: pad to the fixed size
         pad = max_detections - k_out
         scores = torch.nn.functional.pad(scores, (0, pad))
