@@ -183,14 +183,27 @@ EngineInfo parse_engine_info(const std::string& text, const std::string& source)
         if (const json::Value* v = lookup(root, {"precision", "metadata.precision"})) info.precision = v->as_string("precision");
         if (const json::Value* v = m.find("flavour")) info.flavour = v->as_string("flavour");
 
-        // Plugins.
-        if (const json::Value* r = lookup(root, {"plugins.required", "needs_plugins"})) {
+        // Plugins: yolact-export --to trt writes "plugin_library": {file, path, sha256, ops} or null.
+        const json::Value* pl = root.find("plugin_library");
+        if (pl && pl->is_object()) {
+            info.needs_plugins = true;
+            if (const json::Value* v = pl->find("file")) info.plugin_library = v->as_string("plugin_library.file");
+            if (const json::Value* v = pl->find("path")) info.plugin_path = v->as_string("plugin_library.path");
+            if (const json::Value* v = pl->find("sha256")) info.plugin_sha256 = v->as_string("plugin_library.sha256");
+            if (const json::Value* v = pl->find("ops")) {
+                for (const json::Value& op : v->as_array("plugin_library.ops")) info.plugin_ops.push_back(op.as_string("plugin op"));
+            }
+        } else if (pl && pl->is_string()) {
+            info.needs_plugins = true;
+            info.plugin_library = pl->as_string();
+        } else if (const json::Value* r = lookup(root, {"plugins.required", "needs_plugins"})) {
             info.needs_plugins = r->as_bool("plugins.required");
-        } else {
+            if (const json::Value* lib = root.find_path("plugins.library")) info.plugin_library = lib->as_string("plugins.library");
+        } else if (!pl) {  // an explicit null means none
             info.needs_plugins = info.flavour == "plugins";
         }
-        if (const json::Value* lib = lookup(root, {"plugins.library", "plugin_library"})) {
-            info.plugin_library = lib->as_string("plugins.library");
+        if (const json::Value* sha = root.find("engine_sha256")) {
+            if (!sha->is_null()) info.engine_sha256 = sha->as_string("engine_sha256");
         }
 
         // Input geometry and batch profile.
@@ -210,7 +223,19 @@ EngineInfo parse_engine_info(const std::string& text, const std::string& source)
         // Without an input profile only the network size is assumed to be accepted.
         g.min_height = g.max_height = g.network_height;
         g.min_width = g.max_width = g.network_width;
-        if (const json::Value* prof = lookup(root, {"profile.images", "profiles.images", "input_profile"})) {
+        const json::Value* prof = lookup(root, {"profile.images", "input_profile"});
+        if (const json::Value* list = root.find("profiles"); !prof && list && list->is_array()) {
+            // [{"input": "images", "min": [B,H,W,3], "opt": ..., "max": ...}, ...]: the first for images
+            for (const json::Value& p : list->as_array("profiles")) {
+                const json::Value* in = p.find("input");
+                if (p.is_object() && (!in || (in->is_string() && in->as_string() == "images"))) {
+                    prof = &p;
+                    break;
+                }
+            }
+            if (!prof) throw err("profiles has no entry for the input 'images'");
+        }
+        if (prof) {
             const auto read = [&](const char* k) {
                 const json::Value* v = prof->find(k);
                 if (!v) throw err(std::string("input profile lacks '") + k + "'");
@@ -349,7 +374,10 @@ Compatibility check_compatibility(const EngineInfo& info, const RuntimeEnvironme
     }
     // Plugins.
     if (info.needs_plugins && !env.plugins_loaded) {
-        c.errors.push_back("engine uses the yolact TensorRT plugins: load " +
+        std::string ops;
+        for (const std::string& op : info.plugin_ops) ops += (ops.empty() ? " (" : ", ") + op;
+        if (!ops.empty()) ops += ")";
+        c.errors.push_back("engine uses the yolact TensorRT plugins" + ops + ": load " +
                            (info.plugin_library.empty() ? std::string("libyolact_plugins.so") : info.plugin_library) +
                            " (built for TensorRT " + std::to_string(info.tensorrt.major) + ".x) first");
     }

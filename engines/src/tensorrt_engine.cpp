@@ -1,6 +1,7 @@
 // TensorRT + CUDA runtime. Compiles against the TensorRT 10.3+ and 11.x headers (only API that is
 // the same in both: name-based tensors, enqueueV3, IPluginRegistry::loadLibrary).
 #include "yolact/tensorrt.hpp"
+#include "yolact/sha256.hpp"
 
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
@@ -359,7 +360,24 @@ std::unique_ptr<TensorRTEngine> TensorRTEngine::load(const std::string& path, co
     // The runtime first: it sets up TensorRT's logger before plugins are loaded.
     impl->runtime.reset(nvinfer1::createInferRuntime(logger()));
     if (!impl->runtime) throw Error("TensorRT: createInferRuntime failed");
-    if (!options.plugin_library.empty()) load_plugin_library(options.plugin_library);
+    // Plugin library: explicit path, else $YOLACT_PLUGINS_LIB, else where the sidecar says it was.
+    std::string plugin = options.plugin_library;
+    if (plugin.empty() && impl->info.needs_plugins) {
+        const char* env = std::getenv("YOLACT_PLUGINS_LIB");
+        if (env && *env) plugin = env;
+        else if (!impl->info.plugin_path.empty() && std::ifstream(impl->info.plugin_path).good()) plugin = impl->info.plugin_path;
+    }
+    if (!plugin.empty()) {
+        if (!impl->info.plugin_sha256.empty()) {
+            const std::string sha = sha256_file(plugin);
+            if (sha != impl->info.plugin_sha256) {
+                const std::string msg = "plugin library " + plugin + " is not the one the engine was built with (sha256 differs)";
+                if (options.strict_plugin) throw Error(impl->info.source + ": " + msg + "; rebuild the engine against it");
+                std::fprintf(stderr, "yolact: warning: %s\n", msg.c_str());
+            }
+        }
+        load_plugin_library(plugin);
+    }
 
     cuda_check(cudaSetDevice(options.device), "cudaSetDevice(" + std::to_string(options.device) + ")");
     const RuntimeEnvironment env = query_environment(options.device);
@@ -372,6 +390,10 @@ std::unique_ptr<TensorRTEngine> TensorRTEngine::load(const std::string& path, co
 
     const std::string blob = read_file(path);
     if (blob.empty()) throw Error("engine file is empty: " + path);
+    if (!impl->info.engine_sha256.empty() && sha256_hex(blob.data(), blob.size()) != impl->info.engine_sha256) {
+        throw Error(impl->info.source + ": the sidecar does not belong to " + path +
+                    " (sha256 differs from the one recorded at build time)");
+    }
     impl->engine.reset(impl->runtime->deserializeCudaEngine(blob.data(), blob.size()));
     if (!impl->engine) {
         throw Error(path + ": TensorRT could not deserialize the engine (see the [TensorRT] message above)");

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 SAMPLES = os.path.join(ROOT, 'yolact_deploy', 'assets', 'samples')
 sys.path.insert(0, ROOT)
-VERSION = 3  # bump when the fixture layout changes
+VERSION = 4  # bump when the fixture layout changes
 
 
 def stamp_of() -> str:
@@ -98,6 +98,41 @@ def save(out, name, array):
 
 def rle_string(mask_hw: np.ndarray) -> str:
     return mask_util.encode(np.asfortranarray(mask_hw.astype(np.uint8)))['counts'].decode('ascii')
+
+
+def write_sidecars(out: str, cfg, proto) -> list:
+    """Engine sidecars written by the TensorRT build step's own make_sidecar (fake build inputs, no
+    TensorRT needed), so the C++ parser is tested against the real layout."""
+    try:
+        from yolact_deploy.export import tensorrt_build as tb
+        from yolact_deploy.export.metadata import build_metadata
+    except ImportError as exc:
+        print(f'make_fixtures: no sidecar fixtures ({exc})', file=sys.stderr)
+        return []
+    written = []
+    for flavour, plugin in (('portable', None),
+                            ('plugins', {'file': 'libyolact_plugins.so',
+                                         'path': '/opt/yolact/lib/libyolact_plugins.so',
+                                         'sha256': 'ab' * 32, 'ops': ['YolactFastNMS'],
+                                         'version': '1', 'namespace': ''})):
+        meta = build_metadata(cfg, raw=False, flavour=flavour, precision='fp16', opset=19,
+                              max_detections=100, cross_class=False, proto_size=proto,
+                              output_names=('num_detections', 'boxes', 'scores', 'mask_scores',
+                                            'classes', 'masks'))
+        info = tb.OnnxInfo('m.onnx', meta, plugin and ['YolactFastNMS'] or [], False,
+                           ['batch', 'height', 'width', 3], '0' * 64)
+        plan = tb.BuildPlan(True, [], False, False, 'fp16', plugin is not None)
+        options = tb.BuildOptions()
+        sidecar = tb.make_sidecar(engine_path=f'{flavour}.plan', engine_sha256='e' * 64,
+                                  trt_version='10.3.0.26',
+                                  gpu={'index': 0, 'name': 'Orin', 'compute_capability': '8.7'},
+                                  plan=plan, options=options, profile=options.profile(cfg.max_size),
+                                  info=info, plugin=plugin, build_seconds=1.0)
+        name = f'sidecar_{flavour}.json'
+        with open(os.path.join(out, name), 'w') as f:
+            json.dump(sidecar, f, indent=1)
+        written.append(name)
+    return written
 
 
 def main(argv=None):
@@ -178,11 +213,14 @@ def main(argv=None):
             f.write(rle_string(m) + '\n')
 
     proto = [int(s) for s in det['masks'].shape[2:]]
+    sidecars = write_sidecars(out, cfg, proto)
+
     manifest = {'stamp': stamp, 'model': model_name, 'score_threshold': SCORE_THRESHOLD,
                 'top_k': TOP_K, 'network_size': cfg.max_size, 'max_detections': int(det['boxes'].shape[1]),
                 'proto_size': proto, 'class_names': list(cfg.class_names),
                 'category_ids': list(cfg.category_ids), 'images': entries,
-                'resize_cases': len(resize_cases), 'rle_cases': len(rle_cases)}
+                'resize_cases': len(resize_cases), 'rle_cases': len(rle_cases),
+                'sidecars': sidecars}
     with open(manifest_path, 'w') as f:
         json.dump(manifest, f, indent=1)
     print(f'make_fixtures: wrote {len(entries)} images ({sum(e["detections"] for e in entries)} '

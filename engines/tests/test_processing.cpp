@@ -4,6 +4,7 @@
 
 #include "fixtures.hpp"
 #include "yolact/draw.hpp"
+#include "yolact/engine_info.hpp"
 #include "yolact/postprocess.hpp"
 #include "yolact/preprocess.hpp"
 #include "yolact/results.hpp"
@@ -231,4 +232,43 @@ TEST(fx_batch_views) {
     CHECK_EQ(r1.size(), s1.size());
     for (size_t k = 0; k < std::min(r1.size(), s1.size()); ++k) CHECK(r1[k].mask.data == s1[k].mask.data);
     CHECK_THROWS(both.view(2), "out of range");
+}
+
+// Sidecars written by yolact_deploy.export.tensorrt_build.make_sidecar parse into the right fields.
+TEST(fx_sidecar_from_python) {
+    const json::Value* list = fx::manifest().find("sidecars");
+    CHECK(list && list->as_array().size() == 2);
+    if (!list) return;
+    for (const json::Value& name : list->as_array()) {
+        const EngineInfo info = load_engine_info(harness::fixture(name.as_string()));
+        const bool plugins = name.as_string().find("plugins") != std::string::npos;
+        CHECK_EQ(info.tensorrt.str(), std::string("10.3.0.26"));
+        CHECK_EQ(info.compute_capability.str(), std::string("8.7"));
+        CHECK_EQ(info.gpu_name, std::string("Orin"));
+        CHECK_EQ(info.needs_plugins, plugins);
+        CHECK_EQ(info.engine_sha256, std::string(64, 'e'));
+        CHECK_EQ(info.geometry.network_height, static_cast<int>(fx::manifest().find("network_size")->as_int()));
+        CHECK(info.geometry.max_batch >= 1);
+        CHECK(info.geometry.max_height >= info.geometry.network_height);
+        CHECK_EQ(info.max_detections, 100);
+        CHECK_EQ(info.class_names.size(), fx::manifest().find("class_names")->as_array().size());
+        CHECK_EQ(info.category_ids.size(), info.class_names.size());
+        CHECK_EQ(info.precision, std::string("fp16"));
+        if (plugins) {
+            CHECK_EQ(info.plugin_library, std::string("libyolact_plugins.so"));
+            CHECK_EQ(info.plugin_sha256.size(), 64u);
+            CHECK_EQ(info.plugin_sha256.substr(0, 4), std::string("abab"));
+            CHECK_EQ(info.plugin_ops.size(), 1u);
+        }
+        RuntimeEnvironment env;
+        env.tensorrt = Version::parse("10.3.0.26");
+        env.compute_capability.major = 8;
+        env.compute_capability.minor = 7;
+        env.plugins_loaded = true;
+        CHECK(check_compatibility(info, env).ok());
+        std::fprintf(stderr, "  %s: TensorRT %s, cc %s, batch %d..%d, input %dx%d..%dx%d, plugins %s\n",
+                     name.as_string().c_str(), info.tensorrt.str().c_str(), info.compute_capability.str().c_str(),
+                     info.min_batch, info.geometry.max_batch, info.geometry.min_height, info.geometry.min_width,
+                     info.geometry.max_height, info.geometry.max_width, info.needs_plugins ? "yes" : "no");
+    }
 }

@@ -10,6 +10,7 @@
 #include "yolact/postprocess.hpp"
 #include "yolact/preprocess.hpp"
 #include "yolact/rle.hpp"
+#include "yolact/sha256.hpp"
 
 using namespace yolact;
 
@@ -37,16 +38,21 @@ TEST(json_rejects_malformed) {
 // ---- sidecar + compatibility ----------------------------------------------------------------------
 namespace {
 
+// The layout yolact-export --to trt writes (yolact_deploy/export/tensorrt_build.py make_sidecar);
+// the fixture test fx_sidecar_from_python parses files written by that very function.
 const char* kSidecar = R"({
-  "schema": 1,
-  "tensorrt": {"version": "10.3.0.26", "hardware_compatibility": "none"},
-  "gpu": {"name": "Orin", "compute_capability": "8.7"},
-  "plugins": {"required": true, "library": "libyolact_plugins.so"},
-  "profile": {"images": {"min": [1, 64, 64, 3], "opt": [4, 550, 550, 3], "max": [8, 1080, 1920, 3]}},
-  "metadata": {"graph": "end_to_end", "preset": "yolact_base", "precision": "fp16", "flavour": "plugins",
-               "class_names": ["person", "car"], "category_ids": [1, 3],
-               "input": {"network_size": [550, 550]}, "proto_size": [138, 138], "max_detections": 100,
-               "mask_rescoring": false}
+  "schema": 1, "kind": "yolact_deploy.tensorrt_engine", "engine": "m.plan",
+  "engine_sha256": "eeee", "tensorrt_version": "10.3.0.26",
+  "gpu": {"index": 0, "name": "Orin", "compute_capability": "8.7"},
+  "precision": "fp16", "strongly_typed": true, "builder_flags": [],
+  "profiles": [{"input": "images", "min": [1, 64, 64, 3], "opt": [4, 550, 550, 3], "max": [8, 1080, 1920, 3]}],
+  "plugin_library": {"file": "libyolact_plugins.so", "path": "/opt/yd/libyolact_plugins.so", "sha256": "abcd",
+                     "ops": ["YolactFastNMS", "YolactDeformIm2col"], "version": "1", "namespace": ""},
+  "io_tensors": [],
+  "model": {"graph": "end_to_end", "preset": "yolact_base", "precision": "fp16", "flavour": "plugins",
+            "class_names": ["person", "car"], "category_ids": [1, 3],
+            "input": {"network_size": [550, 550]}, "proto_size": [138, 138], "max_detections": 100,
+            "mask_rescoring": false}
 })";
 
 RuntimeEnvironment orin() {
@@ -73,7 +79,34 @@ TEST(sidecar_parse) {
     CHECK_EQ(info.class_names.size(), 2u);
     CHECK_EQ(info.category_ids[1], 3);
     CHECK_EQ(info.precision, std::string("fp16"));
+    CHECK_EQ(info.engine_sha256, std::string("eeee"));
+    CHECK_EQ(info.plugin_sha256, std::string("abcd"));
+    CHECK_EQ(info.plugin_path, std::string("/opt/yd/libyolact_plugins.so"));
+    CHECK_EQ(info.plugin_ops.size(), 2u);
     CHECK(check_compatibility(info, orin()).ok());
+    // "plugin_library": null -> a portable engine.
+    std::string portable = kSidecar;
+    const size_t a = portable.find("\"plugin_library\": {"), b = portable.find("},", a);
+    portable.replace(a, b + 1 - a, "\"plugin_library\": null");
+    const EngineInfo p = parse_engine_info(portable, "portable.json");
+    CHECK(!p.needs_plugins);
+    CHECK(p.plugin_library.empty());
+}
+
+TEST(sha256_known_vectors) {
+    CHECK_EQ(sha256_hex("", 0), std::string("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    CHECK_EQ(sha256_hex("abc", 3), std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    const std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    CHECK_EQ(sha256_hex(m.data(), m.size()), std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    Sha256 s;  // a million 'a', fed in odd pieces
+    const std::string chunk(997, 'a');
+    size_t left = 1000000;
+    while (left) {
+        const size_t n = std::min(left, chunk.size());
+        s.update(chunk.data(), n);
+        left -= n;
+    }
+    CHECK_EQ(s.hex(), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
 }
 
 TEST(sidecar_alternative_spellings) {
@@ -160,8 +193,8 @@ TEST(compat_gpu_and_plugins) {
     env = orin();
     env.plugins_loaded = false;
     c = check_compatibility(info, env);
-    CHECK(c.message().find("load libyolact_plugins.so (built for TensorRT 10.x) first") != std::string::npos);
-    CHECK_THROWS(require_compatible(info, env), "engine.json: engine uses the yolact TensorRT plugins");
+    CHECK(c.message().find("plugins (YolactFastNMS, YolactDeformIm2col): load libyolact_plugins.so (built for TensorRT 10.x) first") != std::string::npos);
+    CHECK_THROWS(require_compatible(info, env), "engine.json: engine uses the yolact TensorRT plugins (");
 }
 
 // ---- preprocessing plan ---------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <system_error>
 
@@ -305,7 +307,16 @@ void Server::connection(int fd) {
             send_all(fd, serialize(error_response(413, "request body of " + std::to_string(length) +
                                                        " bytes exceeds the limit of " +
                                                        std::to_string(limits_.max_body_bytes) + " bytes"), false));
+            // Lingering close: drop (a bounded part of) the body so the client reads our answer
+            // instead of a connection reset.
             ::shutdown(fd, SHUT_WR);
+            size_t left = std::min<size_t>(length, 64u << 20) - std::min(buf.size(), length);
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+            while (left > 0 && std::chrono::steady_clock::now() < deadline && wait_readable(fd, 500)) {
+                const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+                if (n <= 0) break;
+                left -= std::min(left, static_cast<size_t>(n));
+            }
             return;
         }
         while (buf.size() < length) {

@@ -36,9 +36,14 @@ struct EngineInfo {
     std::string hardware_compatibility = "none";  // none | ampere_plus | same_compute_capability
     bool version_compatible = false;
 
+    std::string engine_sha256;  // of the engine file, when the sidecar records it
+
     // Plugins: a plugin-flavour engine cannot deserialize without libyolact_plugins.so.
     bool needs_plugins = false;
-    std::string plugin_library;  // file name recorded at build time (informational)
+    std::string plugin_library;  // file name recorded at build time
+    std::string plugin_path;     // where it was at build time
+    std::string plugin_sha256;   // of the library the engine was built with
+    std::vector<std::string> plugin_ops;
 
     // The model (from the ONNX metadata carried in the sidecar).
     std::string preset, precision, flavour;

@@ -14,10 +14,12 @@ namespace yolact {
 
 struct EngineOptions {
     std::string sidecar;         // default: find_sidecar(engine path)
-    std::string plugin_library;  // path of libyolact_plugins.so; required for plugin-flavour engines
+    std::string plugin_library;  // libyolact_plugins.so; default: $YOLACT_PLUGINS_LIB, else the path
+                                 // recorded in the sidecar (plugin-flavour engines only)
     int device = 0;              // CUDA device ordinal
     int streams = 2;             // in-flight batches (one execution context + stream each)
     bool strict_gpu_name = false;  // treat another GPU model with the same capability as an error
+    bool strict_plugin = true;     // a plugin library other than the one built with (sha256) is an error
 };
 
 // Loads the plugin library into TensorRT's plugin registry once per process (later calls with the
@@ -29,8 +31,9 @@ RuntimeEnvironment query_environment(int device = 0);
 
 class TensorRTEngine : public Backend {
 public:
-    // Checks the sidecar against query_environment() before deserializing; one-line Error on any
-    // mismatch (other TensorRT, other GPU, plugin library missing, batch profile, tensor names).
+    // Checks the sidecar against query_environment() and the files (engine and plugin sha256) before
+    // deserializing; one-line Error on any mismatch (other TensorRT, other GPU, plugin library
+    // missing or different, sidecar of another engine, unexpected tensors).
     static std::unique_ptr<TensorRTEngine> load(const std::string& engine_path,
                                                 const EngineOptions& options = {});
     ~TensorRTEngine() override;
