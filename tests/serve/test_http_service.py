@@ -314,3 +314,18 @@ def test_drain_finishes_in_flight_requests(ort_predictor, make_client, sample_jp
     assert [s for s, _, _ in out] == [200, 200, 200]
     with pytest.raises(OSError):
         socket.create_connection(('127.0.0.1', srv.port), timeout=2).recv(1)
+
+
+def test_batch_limit_follows_the_engine_profile():
+    from yolact_deploy.serve.batching import InferenceService, model_max_batch
+
+    class FakeTrt:  # the TensorRT backend exposes its optimization profile (min, opt, max)
+        profile = ([1, 32, 32, 3], [2, 550, 550, 3], [4, 4096, 4096, 3])
+
+    assert model_max_batch(FakeTrt()) == 4
+    svc = InferenceService(FakeTrt(), max_batch=16)
+    try:
+        assert svc.max_batch == 4  # never past the profile, whatever the flag says
+    finally:
+        svc.close(1)
+    assert model_max_batch(object()) is None

@@ -72,7 +72,12 @@ def model_max_batch(predictor) -> Optional[int]:
         value = getattr(predictor, name, None)
         if isinstance(value, int) and value >= 1:
             return value
-    return None
+    profile = getattr(predictor, 'profile', None)  # TensorRT backend: ([B,H,W,3] min, opt, max)
+    try:
+        value = int(profile[2][0])
+        return value if value >= 1 else None
+    except (TypeError, IndexError, ValueError):
+        return None
 
 
 class InferenceService:
