@@ -133,6 +133,9 @@ PluginState& plugin_state() {
 }
 
 struct DeviceBuffer {
+    DeviceBuffer() = default;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
     void* ptr = nullptr;
     size_t bytes = 0;
     void reserve(size_t n, const std::string& what) {
@@ -147,6 +150,9 @@ struct DeviceBuffer {
 };
 
 struct HostBuffer {  // pinned, so the async copies are truly asynchronous
+    HostBuffer() = default;
+    HostBuffer(const HostBuffer&) = delete;
+    HostBuffer& operator=(const HostBuffer&) = delete;
     void* ptr = nullptr;
     size_t bytes = 0;
     void reserve(size_t n, const std::string& what) {
@@ -173,6 +179,7 @@ struct Slot {
     HostBuffer h_in;
     DeviceBuffer d_out[kNumOutputs];
     HostBuffer h_out[kNumOutputs];
+    std::map<std::string, DeviceBuffer> d_extra;  // other outputs (e.g. indices): bound, not copied
     bool busy = false;
     long long ticket = -1;
     int batch = 0;
@@ -239,6 +246,7 @@ struct TensorRTEngine::Impl {
     std::unique_ptr<nvinfer1::ICudaEngine> engine;
     DataType out_types[kNumOutputs] = {};
     bool has_output[kNumOutputs] = {};
+    std::vector<std::pair<std::string, DataType>> extra_outputs;  // TensorRT needs every address set
     std::vector<std::unique_ptr<Slot>> slots;
     std::mutex mutex;
     std::condition_variable freed;
@@ -263,6 +271,16 @@ struct TensorRTEngine::Impl {
         if (in_t != DataType::kUINT8 || in_d.nbDims != 4 || in_d.d[3] != 3) {
             throw Error(src + ": input 'images' is " + dtype_name(in_t) + " " + dims_str(in_d) +
                         ", expected uint8 [B, H, W, 3]");
+        }
+        for (const std::string& name : names) {
+            if (engine->getTensorIOMode(name.c_str()) != nvinfer1::TensorIOMode::kOUTPUT) continue;
+            bool known = false;
+            for (const char* k : kOutputs) known = known || name == k;
+            if (!known) {
+                const DataType t = engine->getTensorDataType(name.c_str());
+                if (dtype_size(t) == 0) throw Error(src + ": output '" + name + "' has an unsupported type");
+                extra_outputs.emplace_back(name, t);
+            }
         }
         for (int o = 0; o < kNumOutputs; ++o) {
             const char* name = kOutputs[o];
@@ -437,6 +455,17 @@ TensorRTEngine::Ticket TensorRTEngine::submit(const std::vector<ImageView>& imag
             slot->d_out[o].reserve(bytes, kOutputs[o]);
             slot->h_out[o].reserve(bytes, kOutputs[o]);
             ctx.setTensorAddress(kOutputs[o], slot->d_out[o].ptr);
+        }
+        for (const auto& [name, type] : m.extra_outputs) {
+            const nvinfer1::Dims d = ctx.getTensorShape(name.c_str());
+            size_t elems = 1;
+            for (int i = 0; i < d.nbDims; ++i) {
+                if (d.d[i] < 0) throw Error("TensorRT could not infer the shape of output '" + name + "'");
+                elems *= static_cast<size_t>(d.d[i]);
+            }
+            DeviceBuffer& buf = slot->d_extra[name];
+            buf.reserve(std::max<size_t>(elems * dtype_size(type), 1), name);
+            ctx.setTensorAddress(name.c_str(), buf.ptr);
         }
         cuda_check(cudaMemcpyAsync(slot->d_in.ptr, slot->h_in.ptr, in_bytes, cudaMemcpyHostToDevice, slot->stream),
                    "copy input to the GPU");

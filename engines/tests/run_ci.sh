@@ -66,11 +66,14 @@ for inc in "${dirs[@]}"; do
     summary+=("TensorRT runtime: NOT COMPILED against $inc: $(echo "$out" | head -1 | sed 's/.*runtime: //')")
     continue
   fi
-  targets=(yolact_runtime_objs)
-  if echo "$out" | grep -q "COMPILED and LINKED"; then targets=(yolact_runtime yolact_infer yolact_server); else targets+=(yolact_infer_objs yolact_server_objs); fi
+  targets=(yolact_runtime_objs yolact_triton_preload)
+  if echo "$out" | grep -q "COMPILED and LINKED"; then targets=(yolact_runtime yolact_infer yolact_server yolact_triton_preload); else targets+=(yolact_infer_objs yolact_server_objs); fi
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
+  # The preload shim must load into any process and fail politely (missing library / TensorRT).
+  msg=$(YOLACT_PLUGINS_LIB=/nonexistent/libyolact_plugins.so LD_PRELOAD="$dir/libyolact_triton_preload.so" /bin/true 2>&1)
+  echo "$msg" | grep -Eq "plugins not registered|could not load /nonexistent" || { echo "preload shim check failed: $msg"; exit 1; }
   ver=$(echo "$out" | sed -n 's/.*TensorRT \([0-9.]*\).*/\1/p' | head -1)
-  summary+=("TensorRT runtime + tools: COMPILED against TensorRT $ver headers ($inc)$(echo "$out" | grep -q 'NOT LINKED' && echo ', not linked: no libnvinfer')")
+  summary+=("TensorRT runtime + tools + Triton preload shim: COMPILED against TensorRT $ver headers ($inc)$(echo "$out" | grep -q 'NOT LINKED' && echo '; runtime and tools not linked: no libnvinfer; preload shim linked and load-tested')")
   compiled=$((compiled + 1))
 done
 if [ $compiled = 0 ]; then
