@@ -1,71 +1,75 @@
 """Mixed FP16/FP32 graphs (for TensorRT strongly typed builds and ONNX Runtime on GPU).
 
-Converter: onnxconverter-common's ``convert_float_to_float16`` (maintained, pure Python), with a node
-block list. What runs in FP16 is decided by where a node comes from in the PyTorch model (the torch
-exporter records each node's module path in ``pkg.torch.onnx.name_scopes``): only the network body,
+The precision is set on the PyTorch model before export, and the torch exporter writes a typed graph
+with Casts exactly at the module boundaries: the network body runs in FP16,
 
-    backbone, fpn, proto_net, prediction_layers (box/class/coefficient convs), maskiou_net.
+    backbone, fpn, proto_net, prediction_layers (box/class/coefficient convs, tanh), maskiou_net,
 
-Everything else stays FP32, with Casts inserted at the boundaries:
+and everything else stays FP32:
 
-- in-graph preprocessing (uint8 -> float resize and normalisation: FP16 would quantise pixel values
-  to 1/8 at 255 before the first conv);
-- the class softmax (score thresholds at 0.05 and NMS ranking compare these values);
+- in-graph preprocessing (uint8 -> float resize and normalisation; FP16 would quantise pixel values
+  to 1/8 near 255 before the first conv);
+- the class softmax (the 0.05 candidate threshold and NMS ranking compare these values);
 - priors, box decoding (exp of regressions, coordinates: FP16 has 11 significant bits), Fast NMS
   (IoU, thresholds, TopK ranking), gathers and all index arithmetic;
-- mask assembly (prototype x coefficient MatMul, sigmoid, crop against box coordinates);
-- the converter's own default block list (Resize, TopK, Range, CumSum, Min, Max, ...): Resize is
-  kept FP32 because its ``scales`` input must stay float32, which the converter does not handle.
+- mask assembly (prototype x coefficient MatMul, sigmoid, crop against box coordinates).
 
-Inputs and outputs keep their types (``keep_io_types``): ``images`` uint8 in, float32 outputs.
+Casts come from forward pre-hooks (input -> FP16) and forward hooks (outputs -> FP32) on those
+modules, so ``Yolact.forward`` and ``Yolact.detect`` stay the one semantic source.
+
+Why not a graph converter: onnxconverter-common 1.16's ``convert_float_to_float16`` with a node block
+list (tried first) produced graphs that fail ONNX type inference (a blocked Gather fed an FP16 tensor
+into an FP32 Mul) and clamps FP32 constants such as the ``-inf`` NMS sentinel to -10000. ModelOpt
+AutoCast is NVIDIA's recommended converter but pulls in a large GPU-oriented stack; a typed export
+needs neither and puts every Cast where the model code says.
 """
 from __future__ import annotations
 
-import ast
+import copy
 
-from ..errors import YolactError
+import torch
 
-FP16_SCOPES = ('model.backbone', 'model.fpn', 'model.proto_net', 'model.prediction_layers',
-               'model.maskiou_net')
-
-
-def _scopes(node) -> list:
-    for prop in node.metadata_props:
-        if prop.key == 'pkg.torch.onnx.name_scopes':
-            try:
-                return list(ast.literal_eval(prop.value))
-            except (ValueError, SyntaxError):
-                return []
-    return []
+FP16_MODULES = ('backbone', 'fpn', 'proto_net', 'prediction_layers', 'maskiou_net')
+# Where FP32 enters the FP16 body and where FP16 leaves it (backbone -> fpn -> heads stay FP16).
+_ENTRIES = ('backbone', 'maskiou_net')
+_EXITS = ('proto_net', 'prediction_layers', 'maskiou_net')
 
 
-def fp16_eligible(node) -> bool:
-    return any(scope.startswith(FP16_SCOPES) for scope in _scopes(node))
+def _cast(x, dtype):
+    if torch.is_tensor(x) and x.is_floating_point():
+        return x.to(dtype)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cast(v, dtype) for v in x)
+    return x
 
 
-def block_list(model) -> list:
-    """Names of the nodes that must stay FP32 (everything outside the network body)."""
-    return [n.name for n in model.graph.node if not fp16_eligible(n)]
+def _to_half(module, args):
+    return _cast(args, torch.float16)
 
 
-def convert_to_mixed_fp16(model, extra_block_ops=()):
-    """FP32 ModelProto straight from the torch exporter (node metadata intact) -> mixed FP16."""
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise YolactError('--fp16 needs onnxconverter-common (pip install onnxconverter-common)') \
-            from None
-    if not any(fp16_eligible(n) for n in model.graph.node):
-        raise YolactError('--fp16: the exported graph carries no module scopes; cannot tell the '
-                          'network body from post-processing')
-    blocked = block_list(model)
-    ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(extra_block_ops))
-    return float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=ops,
-                                            node_block_list=blocked, disable_shape_infer=False)
+def _to_float(module, args, output):
+    return _cast(output, torch.float32)
+
+
+def mixed_precision_model(model):
+    """A copy of ``model`` whose network body computes in FP16 with FP32 inputs and outputs."""
+    mixed = copy.deepcopy(model).float().eval()
+    for name in FP16_MODULES:
+        module = getattr(mixed, name, None)
+        if module is None:
+            continue
+        module.half()
+        modules = list(module) if isinstance(module, torch.nn.ModuleList) else [module]
+        for m in modules:
+            if name in _ENTRIES:
+                m.register_forward_pre_hook(_to_half)
+            if name in _EXITS:
+                m.register_forward_hook(_to_float)
+    return mixed
 
 
 def precision_summary(model) -> dict:
-    """Counts of float ops computing in FP16 vs FP32 (for reports and tests)."""
+    """Counts of ops (by type) computing in FP16 and in FP32 in an ONNX ModelProto."""
     import onnx
     from onnx import TensorProto
     inferred = onnx.shape_inference.infer_shapes(model)

@@ -182,17 +182,17 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
     """Exports ``model`` (a :class:`~yolact_deploy.model.Yolact`) and returns the ``onnx.ModelProto``."""
     config = model.config
     check_options(config, options)
-    steps = _Steps(3 + options.fp16, quiet)
-    wrapper = ExportWrapper(model.float().eval(), raw=options.raw,
+    steps = _Steps(3, quiet)
+    model = model.float().eval()
+    if options.fp16:
+        from .fp16 import mixed_precision_model
+        model = mixed_precision_model(model)
+    wrapper = ExportWrapper(model, raw=options.raw,
                             max_detections=options.max_detections,
                             cross_class=options.cross_class, with_raw=options.with_raw)
     with steps(f'torch.export + ONNX translation ({config.name}, {options.flavour}, '
-               f'opset {options.opset})'):
+               f'{options.precision}, opset {options.opset})'):
         proto = _torch_export(wrapper, config, options)
-    if options.fp16:
-        from .fp16 import convert_to_mixed_fp16
-        with steps('mixed FP16 conversion'):
-            proto = convert_to_mixed_fp16(proto)
     _strip_node_metadata(proto)
     with steps('simplify (onnxslim)' if options.simplify else 'simplify: skipped'):
         if options.simplify:
