@@ -55,8 +55,12 @@ def run_one(name: str, flavour: str, images: int, workdir: str, threads: int) ->
     from yolact_deploy.runtime.torch_backend import TorchPredictor
     torch.set_num_threads(threads)
     if name == 'bundled':
-        from yolact_deploy.assets import default_weights
-        weights = default_weights()
+        from yolact_deploy.assets import DEFAULT_WEIGHTS_NAME, default_weights
+        try:
+            weights = default_weights()
+        except Exception:
+            return {'model': name, 'flavour': flavour, 'passed': None,
+                    'skipped': f'the bundled model {DEFAULT_WEIGHTS_NAME} is not in this checkout'}
     else:
         weights = os.path.join(workdir, f'{name}_0_0.pth')   # official file-name pattern
         if not os.path.exists(weights):
@@ -108,6 +112,7 @@ def main():
     else:
         skipped_plugins = 'not requested'
     results = []
+    previous = _previous(args.out)
     with tempfile.TemporaryDirectory(prefix='onnx_parity_') as workdir:
         for name in args.presets.split(','):
             for flavour in flavours:
@@ -125,10 +130,25 @@ def main():
                 else:
                     results.append(json.loads(lines[-1][7:]))
                 r = results[-1]
-                print(f'   {"PASS" if r["passed"] else "FAIL"} in {time.time() - t0:.0f}s '
-                      f'{r.get("violations") or r.get("error") or ""}', file=sys.stderr, flush=True)
-                _write(args.out, results, skipped_plugins, args)
+                verdict = {True: 'PASS', False: 'FAIL', None: 'SKIP'}[r['passed']]
+                print(f'   {verdict} in {time.time() - t0:.0f}s '
+                      f'{r.get("violations") or r.get("error") or r.get("skipped") or ""}', file=sys.stderr, flush=True)
+                _write(args.out, _merged(previous, results), skipped_plugins, args)
     print(f'wrote {args.out}')
+
+
+def _previous(path) -> list:
+    """Results already recorded (runs of other presets/flavours are kept, same ones replaced)."""
+    try:
+        with open(path) as f:
+            return json.load(f).get('results', [])
+    except (OSError, ValueError):
+        return []
+
+
+def _merged(previous, results) -> list:
+    new = {(r['model'], r['flavour']) for r in results}
+    return [r for r in previous if (r['model'], r['flavour']) not in new] + results
 
 
 def _write(path, results, skipped_plugins, args):
@@ -142,7 +162,8 @@ def _write(path, results, skipped_plugins, args):
                        'cores': os.cpu_count(), 'threads': args.threads,
                        'torch': torch.__version__, 'onnxruntime': onnxruntime.__version__},
            'plugins_flavour_skipped': skipped_plugins,
-           'all_passed': all(r['passed'] for r in results), 'results': results}
+           'all_passed': all(r['passed'] for r in results if r['passed'] is not None),
+           'results': results}
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         json.dump(doc, f, indent=1)
