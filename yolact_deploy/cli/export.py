@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--weights', help='checkpoint: ours or an official dbolya/yolact .pth '
                                      '(default: the bundled model)')
     p.add_argument('--config', help='preset for official checkpoints whose file name does not tell it')
-    p.add_argument('--to', choices=['onnx', 'trt'], default='onnx', help='target (default onnx)')
+    p.add_argument('--to', choices=['onnx', 'trt', 'triton'], default='onnx',
+                   help='target (default onnx); triton: a Triton model repository (-o folder)')
     p.add_argument('-o', '--output', help='output file (default: <weights name>[_raw][_plugins]'
                                           '[_fp16].onnx in the current folder)')
     p.add_argument('--raw', action='store_true',
@@ -101,7 +102,11 @@ def main(argv=None):
             builder.add_arguments(parser)
     except ImportError:
         pass
+    from ..export import triton  # --to triton (docs/serving.md)
+    triton.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.to == 'triton':
+        return triton.run(args, lambda: _load(args), lambda model, path: _to_onnx(args, model, path))
     if args.to == 'trt' and builder is None:
         _to_trt(args, None, None)  # one-line error: no TensorRT / no builder
     if args.to == 'trt':
