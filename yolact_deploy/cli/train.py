@@ -81,13 +81,16 @@ def main(argv=None):
     if args.max_iter is not None:
         changes['max_iter'] = args.max_iter
     cfg = cfg.replace(**changes)
+    if args.warmup_iters is not None and args.warmup_iters < 0:
+        raise ConfigError('--warmup-iters must be >= 0')
     opts = TrainOptions(config=cfg, image_dir=args.images, ann_file=args.annotations, out_dir=args.out,
                         batch_size=args.batch_size, max_iter=args.max_iter, save_every=args.save_every,
                         seed=args.seed, resume=args.resume, backbone_weights=args.backbone_weights,
                         num_workers=args.workers, on_bad_sample=args.on_bad_sample,
                         device=args.device, amp=not args.no_amp, augment=not args.no_augment,
                         tensorboard=not args.no_tensorboard, freeze_bn=args.freeze_bn,
-                        freeze_stages=args.freeze_stages, clip_grad=args.clip_grad)
+                        freeze_stages=args.freeze_stages, clip_grad=args.clip_grad,
+                        schedule=changes)
     trainer = Trainer(opts)
     if trainer.rank == 0:
         print(f'training {trainer.config.name}: {len(trainer.dataset)} images, '

@@ -58,6 +58,9 @@ class TrainOptions:
     freeze_stages: int = 0                  # freeze the backbone stem and its first N stages
     clip_grad: float = 0.0                  # max gradient norm (0: off, as the official training)
     extra_meta: dict = field(default_factory=dict)
+    # Explicit schedule changes (lr, lr_steps, lr_warmup_until, lr_warmup_init, max_iter) that also
+    # apply on --resume, e.g. to shorten or extend a run; without them a resume keeps the saved one.
+    schedule: dict = field(default_factory=dict)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -212,6 +215,8 @@ class Trainer:
         if opts.resume:
             resume_state = self._read_resume(opts.resume, cfg)
             cfg = resume_state['config']
+        if opts.schedule:
+            cfg = cfg.replace(**opts.schedule)
         if opts.max_iter:
             cfg = cfg.replace(max_iter=opts.max_iter)
         self.config = cfg
@@ -315,6 +320,13 @@ class Trainer:
         csv_file = None
         if is_main:
             new = not (self.start_iter and os.path.exists(csv_path))
+            if not new:
+                # Rows written after the checkpoint we resume from belong to the lost tail.
+                with open(csv_path, newline='') as f:
+                    rows = list(csv.reader(f))
+                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= self.start_iter]
+                with open(csv_path, 'w', newline='') as f:
+                    csv.writer(f).writerows(rows[:1] + kept)
             csv_file = open(csv_path, 'w' if new else 'a', newline='')
             log = csv.writer(csv_file)
             keys = ['B', 'C', 'M', 'S'] + (['I'] if cfg.use_maskiou else [])
@@ -357,7 +369,12 @@ class Trainer:
                             self.scaler.unscale_(self.optimizer)
                             grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(),
                                                                        opts.clip_grad))
-                        self.scaler.step(self.optimizer)
+                        if math.isfinite(grad_norm) or self.use_amp or opts.clip_grad <= 0:
+                            self.scaler.step(self.optimizer)
+                        else:
+                            self.skipped_nonfinite += 1
+                            tqdm.write(f'warning: non-finite gradient at iteration {iteration}, '
+                                       'step skipped')
                         self.scaler.update()
                     else:
                         # Official behaviour: a non-finite loss skips the update.
