@@ -235,3 +235,55 @@ def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(YolactError, match='simulated'):
         onnx_export.export_onnx(load_model(checkpoint()), str(target), quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- FP16 and plugin flavours ----------------------------------------------------------------------
+def test_fp16_graph_keeps_post_processing_fp32_and_agrees():
+    from yolact_deploy import validate as V
+    from yolact_deploy.export.fp16 import precision_summary
+    from yolact_deploy.runtime import load_predictor
+    path, ckpt = exported(fp16=True)
+    model = onnx.load(path)
+    summary = precision_summary(model)
+    assert summary['fp16']['Conv'] >= 80 and 'Conv' not in summary['fp32']
+    for op in ('Softmax', 'TopK', 'Exp', 'MatMul', 'Sigmoid', 'Trilu'):   # NMS, decode, masks
+        assert op in summary['fp32'] and op not in summary['fp16'], op
+    types = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    assert types['boxes'] == TensorProto.FLOAT and types['masks'] == TensorProto.FLOAT
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
+    assert read_metadata(path)['precision'] == 'fp16'
+    report = V.compare_predictors(load_predictor(ckpt), load_predictor(path), sample_images()[:2],
+                                  progress=False)
+    assert V.check(report, V.TOLERANCES['fp16']) == []
+    assert report['final']['matched'] >= 0.9 * report['final']['ref']
+
+
+def test_plugin_flavour_nodes_and_parity():
+    from yolact_deploy import plugins
+    path, ckpt = exported('yolact_plus_resnet50', plugins=True)
+    model = onnx.load(path)
+    custom = [n for n in model.graph.node if n.domain == plugins.DOMAIN]
+    kinds = sorted({n.op_type for n in custom})
+    assert kinds == [plugins.DEFORM_IM2COL, plugins.FAST_NMS]
+    assert 'DeformConv' not in {n.op_type for n in model.graph.node}
+    assert {o.domain: o.version for o in model.opset_import}[plugins.DOMAIN] == 1
+    for node in custom:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs['plugin_version'] == b'1' and attrs['plugin_namespace'] == b''
+        if node.op_type == plugins.FAST_NMS:
+            assert (attrs['top_k'], attrs['max_detections'], attrs['cross_class']) == (200, 100, 0)
+            assert attrs['conf_thresh'] == pytest.approx(0.05)
+            assert attrs['iou_threshold'] == pytest.approx(0.5)
+        else:
+            assert (attrs['kernel_h'], attrs['kernel_w'], attrs['pad_h']) == (3, 3, 1)
+    assert read_metadata(path)['plugins']['nodes'] == [plugins.DEFORM_IM2COL, plugins.FAST_NMS]
+    try:
+        session = plugins.ort_session(path)
+    except YolactError as exc:   # the CPU instance is not built on this machine
+        pytest.skip(f'plugin custom ops unavailable: {exc}')
+    image = load_image(sample_images()[2])
+    wrapper = ExportWrapper(load_model(ckpt))
+    with torch.no_grad():
+        ref = dict(zip(wrapper.output_names, [t.numpy() for t in wrapper(torch.from_numpy(image)[None])]))
+    out = dict(zip(wrapper.output_names, session.run(None, {'images': image[None]})))
+    _assert_same_detections(ref, out)

@@ -76,7 +76,7 @@ def test_infer_dump_raw_has_the_torch_keys(kind, samples, tmp_path):
 
 
 def test_end_to_end_graph_without_raw_dumps_detections_only(samples, tmp_path):
-    path, _ = exported()   # also the default export: no raw outputs
+    path, _ = exported('yolact_plus_resnet50')   # a default export: no raw outputs
     dump = tmp_path / 'e2e.npz'
     assert infer.main([samples[0], '--weights', path, '--no-draw', '--dump-raw', str(dump)]) == 0
     keys = set(np.load(dump))
@@ -91,11 +91,12 @@ def test_backend_errors(tmp_path, capsys):
         load_predictor(str(bad))
     with pytest.raises(InputError, match='not found'):
         load_predictor(str(tmp_path / 'missing.onnx'))
-    path, _ = exported()
-    with pytest.raises(InputError, match='class-wise Fast NMS'):
-        load_predictor(path, cross_class=True)
+    path, _ = exported(raw=True)
     with pytest.raises(InputError, match='no CUDA provider'):
         load_predictor(path, device='cuda:0')
+    path, _ = exported('yolact_plus_resnet50')
+    with pytest.raises(InputError, match='class-wise Fast NMS'):
+        load_predictor(path, cross_class=True)
     assert infer.main([str(bad), '--weights', str(bad), '--no-draw']) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith('error:')
 
@@ -105,7 +106,7 @@ def test_plugin_graph_without_plugin_library_is_one_clear_error(monkeypatch, tmp
 
     from yolact_deploy import plugins
     from yolact_deploy.export.metadata import attach_metadata, read_metadata
-    path, _ = exported()
+    path, _ = exported(raw=True)
     model = onnx.load(path)
     meta = read_metadata(path)
     meta['flavour'] = 'plugins'

@@ -143,14 +143,12 @@ def _strip_node_metadata(model) -> None:
 
 def _rename_dims(model) -> None:
     """Gives every symbolic output dim a readable name: 'batch' for the batch dim."""
-    import onnx
     inp = model.graph.input[0].type.tensor_type.shape.dim
     names = {inp[0].dim_param: 'batch', inp[1].dim_param: 'height', inp[2].dim_param: 'width'}
     for vi in list(model.graph.input) + list(model.graph.output):
         for d in vi.type.tensor_type.shape.dim:
             if d.dim_param in names:
                 d.dim_param = names[d.dim_param]
-    del onnx  # only for the type hints of readers
 
 
 def _plugin_metadata() -> dict:
