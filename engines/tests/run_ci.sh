@@ -67,7 +67,7 @@ for inc in "${dirs[@]}"; do
     continue
   fi
   targets=(yolact_runtime_objs yolact_triton_preload)
-  if echo "$out" | grep -q "COMPILED and LINKED"; then targets=(yolact_runtime yolact_infer yolact_server yolact_triton_preload); else targets+=(yolact_infer_objs yolact_server_objs); fi
+  if echo "$out" | grep -q "COMPILED and LINKED"; then targets=(yolact_runtime yolact_infer yolact_server embed_example yolact_triton_preload); else targets+=(yolact_infer_objs yolact_server_objs embed_example_objs); fi
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
   # The preload shim must load into any process and fail politely (missing library / TensorRT).
   msg=$(YOLACT_PLUGINS_LIB=/nonexistent/libyolact_plugins.so LD_PRELOAD="$dir/libyolact_triton_preload.so" /bin/true 2>&1)

@@ -63,9 +63,22 @@ def test_sigterm_drains_in_flight_requests(serve_onnx, sample_jpegs, make_client
     (['--weights', '/nonexistent/model.onnx'], 'model file not found'),
     (['--weights', 'x.onnx', '--max-queue', '0'], 'max queue must be >= 1'),
     (['--weights', 'x.onnx', '--port', '70000'], 'port must be 0..65535'),
+    (['--weights', 'x.onnx', '--score-threshold', '1.5'], 'score threshold must be in [0, 1]'),
 ])
-def test_cli_errors_are_one_line(argv, needle):
-    proc = subprocess.run([sys.executable, '-m', 'yolact_deploy.cli.serve', *argv],
-                          capture_output=True, text=True, env=_env(), timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count('\n') == 0 and needle in proc.stderr
+def test_cli_errors_are_one_line(argv, needle, capsys):
+    from yolact_deploy.cli.serve import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.strip().count('\n') == 0 and needle in err
+
+
+def test_cli_port_in_use(serve_onnx, capsys):
+    import socket
+    from yolact_deploy.cli.serve import main
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(['--weights', serve_onnx, '--port', str(port), '--threads', '1']) == 2
+    err = capsys.readouterr().err
+    assert f'cannot listen on 127.0.0.1:{port}' in err

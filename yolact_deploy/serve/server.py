@@ -260,8 +260,6 @@ class YolactHTTPServer(ThreadingHTTPServer):
         self.predictor = predictor
         self.backend = getattr(predictor, 'backend', 'unknown')
         self.category_ids = list(getattr(predictor, 'category_ids', ()))
-        self.service = InferenceService(predictor, config.max_batch, config.batch_window_ms,
-                                        config.max_queue)
         self.draining = False
         self.drain_started = float('inf')
         self._slots = threading.BoundedSemaphore(config.max_connections)
@@ -271,7 +269,9 @@ class YolactHTTPServer(ThreadingHTTPServer):
         self._conns = set()
         self._counts = {}
         self.started = time.time()
-        super().__init__((config.host, config.port), _Handler)
+        super().__init__((config.host, config.port), _Handler)  # binds: fails before any thread starts
+        self.service = InferenceService(predictor, config.max_batch, config.batch_window_ms,
+                                        config.max_queue)
 
     @property
     def port(self) -> int:
