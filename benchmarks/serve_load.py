@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
