@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from conftest import make_model
+from yolact_deploy.testing import make_test_model as make_model
 
 from yolact_deploy.checkpoint import save_checkpoint
 from yolact_deploy.export import ExportOptions, export_onnx

@@ -121,7 +121,7 @@ def _small_onnx(tmp_path):
         import onnx_models
         return onnx_models.exported('yolact_resnet50', 256)[0]
     except ImportError:
-        from conftest import make_model
+        from yolact_deploy.testing import make_test_model as make_model
 
         from yolact_deploy.export.onnx_export import ExportOptions, export_onnx
         path = str(tmp_path / 'small.onnx')

@@ -404,7 +404,7 @@ def _require_trt_gpu():
 def exported(tmp_path_factory):
     """FP32 and FP16 end-to-end ONNX graphs of a small lively-random model (shared exports)."""
     _require_trt_gpu()
-    from conftest import make_model
+    from yolact_deploy.testing import make_test_model as make_model
 
     from yolact_deploy.export.onnx_export import ExportOptions, export_onnx
     d = tmp_path_factory.mktemp('trt')

@@ -91,7 +91,7 @@ def test_cli_passes_on_the_exported_model_and_writes_json(samples, tmp_path, cap
 
 
 def test_cli_fails_against_other_weights_with_exit_1(samples, tmp_path, capsys):
-    from conftest import make_model
+    from yolact_deploy.testing import make_test_model as make_model
     from yolact_deploy.checkpoint import save_checkpoint
     path, _ = exported(with_raw=True)
     other = str(tmp_path / 'other.pth')

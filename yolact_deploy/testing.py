@@ -58,3 +58,15 @@ def lively_random_init(model, seed: int = 0, example: Optional[torch.Tensor] = N
     head.mask_layer.bias.sub_(coef.mean(dim=(0, 2, 3)))
     model.train(was_training)
     return model
+
+
+def make_test_model(preset: str = 'yolact_resnet50', max_size: int = 256, seed: int = 0):
+    """A reduced-input model of a preset with lively random weights, centred on a bundled photo."""
+    from . import config
+    from .assets import default_sample
+    from .model import Yolact
+    from .transforms import load_image, preprocess
+    cfg = config.get_preset(preset).replace(max_size=max_size)
+    example = preprocess([load_image(default_sample())], cfg)
+    torch.manual_seed(seed)
+    return lively_random_init(Yolact(cfg).eval(), seed=seed, example=example)
