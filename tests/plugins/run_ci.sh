@@ -8,7 +8,8 @@
 #  5. IPluginV3 wrappers: compiled (+ host-side wrapper test) when TensorRT headers are found, which
 #     is not the case in CI: it prints the line saying so. Locally: TENSORRT_INCLUDE_DIR=<dir>.
 # Env: PLUGINS_CI_BUILD (build root, default build/ci-plugins), JOBS (default 2),
-#      TENSORRT_INCLUDE_DIR, PLUGINS_CI_SKIP_NVCC=1 (only where no nvcc exists; CI has one).
+#      TENSORRT_INCLUDE_DIR, PLUGINS_CI_SKIP_NVCC=1 (only where no nvcc exists; CI has one),
+#      PLUGINS_CI_SKIP_PYTEST=1 (step 2 is already part of the caller's pytest run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${PLUGINS_CI_BUILD:-$root/build/ci-plugins}
@@ -28,8 +29,12 @@ cmake --build "$build/cpu" -j "$jobs"
 ctest --test-dir "$build/cpu" --output-on-failure
 
 step "2/5 pytest tests/plugins (CPU vs ops, ONNX Runtime custom ops, TensorRT if present)"
-YOLACT_PLUGINS_CPU_LIB="$build/cpu/lib/libyolact_plugins_cpu.so" YOLACT_PLUGINS_NO_BUILD=1 \
-  python -m pytest -q -rs -p no:cacheprovider tests/plugins
+if [ "${PLUGINS_CI_SKIP_PYTEST:-0}" = 1 ]; then
+  echo "skipped here (PLUGINS_CI_SKIP_PYTEST=1): .ci/run's full pytest run includes tests/plugins"
+else
+  YOLACT_PLUGINS_CPU_LIB="$build/cpu/lib/libyolact_plugins_cpu.so" YOLACT_PLUGINS_NO_BUILD=1 \
+    python -m pytest -q -rs -p no:cacheprovider tests/plugins
+fi
 
 step "3/5 AddressSanitizer: ctest + CPU-vs-ops pytest"
 configure "$build/asan" -DCMAKE_BUILD_TYPE=Debug -DYOLACT_ENABLE_CUDA=OFF -DYOLACT_SANITIZE=ON
