@@ -237,6 +237,7 @@ def _lite_preset(name: str, variant: str, size: int, features: int = 96,
     proto = ((proto_channels, 3, (('padding', 1),)),) * 3 + (
         (None, -2, ()), (proto_channels, 3, (('padding', 1),)), (32, 1, ()))
     backbone = BackboneConfig(
+        # layers: informational only; this kind takes its blocks per stage from the variant.
         kind='efficientnet_lite', variant=variant, layers=(2, 1, 2, 2),
         selected_layers=(1, 2, 3),
         pred_scales=tuple((round(s * size / 550),) for s in (24, 48, 96, 192, 384)),

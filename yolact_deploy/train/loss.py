@@ -143,11 +143,16 @@ class YolactLoss:
                 pos_idx = pos_idx[torch.randperm(total_pos, device=pos_idx.device)[:cfg.masks_to_train]]
             gt_idx = idx_t[b, pos_idx]
             gt_boxes = t['boxes'][:n][gt_idx]                          # [K, 4]
-            logits = proto[b].reshape(hp * wp, -1) @ coeffs[b, pos_idx].t()   # [HW, K]
-            pred = torch.sigmoid(logits.float()).t().reshape(-1, hp, wp)
-            pred = crop(pred, gt_boxes)
+            logits = (proto[b].reshape(hp * wp, -1) @ coeffs[b, pos_idx].t()).float()
+            logits = logits.t().reshape(-1, hp, wp)                    # [K, hp, wp]
+            keep = crop(torch.ones_like(logits), gt_boxes) > 0
             target = gt[gt_idx]
-            bce = F.binary_cross_entropy(pred.clamp(0, 1), target, reduction='none').sum((1, 2))
+            # = BCE(crop(sigmoid(logits))) of the official code: a cropped-away pixel predicts 0,
+            # which costs 100 (PyTorch's log clamp) where the target is 1; inside the box the
+            # logits form is used because it is stable and never raises on a diverged value.
+            bce = torch.where(keep, F.binary_cross_entropy_with_logits(logits, target, reduction='none'),
+                              100.0 * target).sum((1, 2))
+            pred = torch.sigmoid(logits) * keep
             if cfg.mask_proto_normalize_emulate_roi_pooling:
                 wh = center_size(gt_boxes)[:, 2:] * gt_boxes.new_tensor([wp, hp])
                 bce = bce / (wh[:, 0] * wh[:, 1]).clamp(min=1e-6)
