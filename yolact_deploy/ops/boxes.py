@@ -45,10 +45,16 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def intersection(box_a: torch.Tensor, box_b: torch.Tensor) -> torch.Tensor:
-    """Pairwise intersection areas ``[..., A, B]`` of ``[..., A, 4]`` and ``[..., B, 4]``."""
-    max_xy = torch.min(box_a[..., :, None, 2:], box_b[..., None, :, 2:])
-    min_xy = torch.max(box_a[..., :, None, :2], box_b[..., None, :, :2])
-    return torch.clamp(max_xy - min_xy, min=0).prod(-1)
+    """Pairwise intersection areas ``[..., A, B]`` of ``[..., A, 4]`` and ``[..., B, 4]``.
+
+    Per coordinate, the same values as ``clamp(min(x2y2) - max(x1y1), 0).prod(-1)`` bit for bit;
+    written without the trailing size-2 axis because ONNX Runtime's broadcasting Min/Max and
+    ReduceProd over it cost ~0.7 s per image at the Fast NMS shape [80, 200, 200].
+    """
+    a, b = box_a[..., :, None, :], box_b[..., None, :, :]
+    w = torch.clamp(torch.min(a[..., 2], b[..., 2]) - torch.max(a[..., 0], b[..., 0]), min=0)
+    h = torch.clamp(torch.min(a[..., 3], b[..., 3]) - torch.max(a[..., 1], b[..., 1]), min=0)
+    return w * h
 
 
 def jaccard(box_a: torch.Tensor, box_b: torch.Tensor, iscrowd: bool = False) -> torch.Tensor:
