@@ -120,3 +120,14 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     assert 'pass the checkpoint it was exported from' in capsys.readouterr().err
     assert cli.main([path, '--weights', ckpt, '--images', str(tmp_path)]) == 2   # no images
     assert cli.main([path, '--weights', ckpt, '--coco', str(tmp_path / 'none.json')]) == 2
+
+
+def test_check_refuses_a_vacuous_comparison():
+    report = {'raw': {}, 'contract': {},
+              'identity': {'images': 3, 'count_ref_total': 0, 'identical': 3, 'only_ref': 0,
+                           'only_test': 0, 'boxes_max_abs': 0.0, 'scores_max_abs': 0.0,
+                           'mask_scores_max_abs': 0.0},
+              'final': {'min_mask_iou_excl_ties': None, 'mean_mask_iou': None, 'ref': 0, 'test': 0,
+                        'unmatched_ref': 0, 'unmatched_test': 0}}
+    for precision in ('fp32', 'fp16'):
+        assert any('nothing was compared' in v for v in V.check(report, V.TOLERANCES[precision]))

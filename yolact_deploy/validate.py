@@ -219,7 +219,7 @@ def compare_predictors(reference, backend, images: Sequence[str], *,
     from .transforms import load_image
     raw_err: Dict[str, dict] = {}
     contract_err: Dict[str, dict] = {}
-    ident = {'images': 0, 'count_equal': 0, 'identical': 0, 'only_ref': 0, 'only_test': 0,
+    ident = {'images': 0, 'count_ref_total': 0, 'count_equal': 0, 'identical': 0, 'only_ref': 0, 'only_test': 0,
              'boxes_max_abs': 0.0, 'scores_max_abs': 0.0, 'mask_scores_max_abs': 0.0}
     tie_ious = []
     match = {'ref': 0, 'test': 0, 'matched': 0, 'unmatched_ref': 0, 'unmatched_test': 0,
@@ -237,6 +237,7 @@ def compare_predictors(reference, backend, images: Sequence[str], *,
                 _merge_errors(raw_err, {key: tensor_errors(r.raw[key], t.raw[key])})
         idc = identity_compare(r.detections, t.detections, 0, skip)
         ident['images'] += 1
+        ident['count_ref_total'] += idc['count_ref']
         ident['count_equal'] += int(idc['count_ref'] == idc['count_test'])
         identical = idc['only_ref'] == 0 and idc['only_test'] == 0 and \
             idc['count_ref'] == idc['count_test']
@@ -295,6 +296,9 @@ def compare_predictors(reference, backend, images: Sequence[str], *,
 def check(report: dict, tol: Tolerances) -> List[str]:
     """Every violated tolerance as one readable line (empty: within tolerance)."""
     bad = []
+    if not report['identity'].get('count_ref_total', 1):
+        bad.append('nothing was compared: the reference made no detection on any image '
+                   '(untrained weights or images without objects)')
     if tol.raw_atol is not None:
         for key, err in report['raw'].items():
             if err.get('max_abs') is None:
