@@ -245,9 +245,10 @@ def _lite_preset(name: str, variant: str, size: int, features: int = 96,
     return YolactConfig(
         name=name, backbone=backbone, max_size=size,
         fpn=FPNConfig(num_features=features), proto_net=proto, extra_head_channels=features,
-        # A short schedule sized for ~1 hour on a (heavily shared) 2-core CPU: batch 8, 1,600 images
-        # seen; the README records the measured run. Official-length schedules need a GPU.
-        max_iter=200, lr=2e-3, lr_steps=(160, 185), lr_warmup_init=2e-4, lr_warmup_until=20,
+        # A short schedule for a (heavily shared) 2-core CPU: batch 8, 2,400 images seen, ~30 min
+        # with 1 torch thread. It is far too short: the bundled model it produced scores 0 mAP
+        # (see benchmarks/results/train_cpu.json and the README). Real schedules need a GPU.
+        max_iter=300, lr=2e-3, lr_steps=(160, 260), lr_warmup_init=2e-4, lr_warmup_until=20,
         discard_box_width=4 / size, discard_box_height=4 / size)
 
 
