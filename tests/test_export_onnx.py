@@ -287,3 +287,14 @@ def test_plugin_flavour_nodes_and_parity():
         ref = dict(zip(wrapper.output_names, [t.numpy() for t in wrapper(torch.from_numpy(image)[None])]))
     out = dict(zip(wrapper.output_names, session.run(None, {'images': image[None]})))
     _assert_same_detections(ref, out)
+
+
+def test_written_model_has_normal_permissions(tmp_path):
+    import stat
+
+    from yolact_deploy.export.onnx_export import save_model
+    target = tmp_path / 'm.onnx'
+    save_model(onnx.helper.make_model(onnx.helper.make_graph([], 'g', [], [])), str(target))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
