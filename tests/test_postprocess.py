@@ -76,3 +76,14 @@ def test_to_coco_writes_rle_and_both_scores():
     from pycocotools import mask as mask_util
     assert entries[1]['score'] == pytest.approx(0.5)
     assert mask_util.area(entries[1]['segmentation']) == 9
+
+
+def test_atomic_output_uses_umask_permissions(tmp_path):
+    import os
+    from yolact_deploy.cli.common import atomic_output
+    target = tmp_path / 'out.json'
+    with atomic_output(str(target)) as tmp:
+        open(tmp, 'w').write('{}')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)

@@ -53,6 +53,10 @@ def atomic_output(path: str, suffix: str = ''):
     fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix or os.path.splitext(path)[1],
                                dir=directory)
     os.close(fd)
+    # mkstemp creates 0600 files; outputs get the permissions a plain open() would give them.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
