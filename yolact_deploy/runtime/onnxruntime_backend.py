@@ -20,9 +20,8 @@ import numpy as np
 from ..errors import InputError, YolactError
 from ..export.metadata import parse_metadata
 from ..export.wrapper import RAW_OUTPUTS
-from .predictor import Predictor
+from .predictor import Predictor, normalize_contract
 
-_INT_KEYS = ('num_detections', 'classes', 'indices')
 
 
 def _import_ort():
@@ -161,22 +160,6 @@ class OnnxRuntimePredictor(Predictor):
             det = Yolact.detect(shim, tensors, cross_class=self.cross_class,
                                 max_detections=int(self.meta.get('max_detections', 100)))
         return {k: v.numpy() for k, v in det.items()}
-
-
-def normalize_contract(outputs: dict) -> dict:
-    """Graph outputs -> the dtypes/shapes the PyTorch backend returns (num_detections ``[B]``,
-    integer outputs int64, floats float32 even from FP16 graphs)."""
-    out = {}
-    for key, value in outputs.items():
-        value = np.asarray(value)
-        if key == 'num_detections':
-            value = value.reshape(-1)
-        if key in _INT_KEYS:
-            value = value.astype(np.int64)
-        elif value.dtype == np.float16:
-            value = value.astype(np.float32)
-        out[key] = value
-    return out
 
 
 def create(path: str, device: Optional[str] = None, cross_class: bool = False,

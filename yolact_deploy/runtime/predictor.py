@@ -70,6 +70,25 @@ class Predictor:
         return out.results[0] if single else out.results
 
 
+_INT_KEYS = ('num_detections', 'classes', 'indices')
+
+
+def normalize_contract(outputs: dict) -> dict:
+    """Engine-contract outputs of any backend -> what the PyTorch backend returns:
+    num_detections ``[B]``, integer outputs int64, floats float32 (also from FP16 graphs/engines)."""
+    out = {}
+    for key, value in outputs.items():
+        value = np.asarray(value)
+        if key == 'num_detections':
+            value = value.reshape(-1)
+        if key in _INT_KEYS:
+            value = value.astype(np.int64)
+        elif value.dtype == np.float16:
+            value = value.astype(np.float32)
+        out[key] = value
+    return out
+
+
 def _check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, 'shape', None)

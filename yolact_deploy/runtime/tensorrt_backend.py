@@ -7,7 +7,7 @@
   cuda-python): device buffers, pinned (page-locked) host buffers, one non-blocking stream,
   asynchronous H2D copy -> ``execute_async_v3`` -> D2H copies, one synchronisation per batch.
   Optional CUDA graph per input shape (``cuda_graph=True``). pycuda is not used.
-- The engine's outputs are the engine contract; :func:`normalize_contract` and the shared
+- The engine's outputs are the engine contract; :func:`.predictor.normalize_contract` and the shared
   :func:`yolact_deploy.postprocess.finalize` make the final results, exactly as for ONNX Runtime.
 """
 from __future__ import annotations
@@ -24,12 +24,11 @@ import numpy as np
 
 from .. import trt_compat as compat
 from ..errors import InputError, YolactError
-from .predictor import Predictor
+from .predictor import Predictor, normalize_contract
 
 INPUT_NAME = 'images'
 SIDECAR_SCHEMA = 1
 SIDECAR_KIND = 'yolact_deploy.tensorrt_engine'
-_INT_KEYS = ('num_detections', 'classes', 'indices')
 _ELF_MACHINES = {3: 'x86', 62: 'x86_64', 40: 'arm', 183: 'aarch64', 20: 'ppc', 21: 'ppc64'}
 _MACHINE_ALIASES = {'amd64': 'x86_64', 'arm64': 'aarch64'}
 
@@ -159,22 +158,6 @@ def check_input(shape: Sequence[int], profile: Tuple[List[int], List[int], List[
     if not (lo[1] <= h <= hi[1] and lo[2] <= w <= hi[2]):
         raise InputError(f'image size {h}x{w} is outside the engine profile ({lo[1]}x{lo[2]} .. '
                          f'{hi[1]}x{hi[2]}): rebuild with --image-size, or resize the images')
-
-
-def normalize_contract(outputs: dict) -> dict:
-    """Contract outputs -> what every backend returns: num_detections ``[B]``, integer outputs
-    int64, floats float32 (also from FP16 engines). Same rules as the ONNX Runtime backend."""
-    out = {}
-    for key, value in outputs.items():
-        value = np.asarray(value)
-        if key == 'num_detections':
-            value = value.reshape(-1)
-        if key in _INT_KEYS:
-            value = value.astype(np.int64)
-        elif value.dtype == np.float16:
-            value = value.astype(np.float32)
-        out[key] = value
-    return out
 
 
 def cuda_device_index(device: Optional[str]) -> int:
