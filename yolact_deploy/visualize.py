@@ -37,7 +37,8 @@ def draw_detections(image: np.ndarray, dets: ImageDetections, mask_alpha: float 
             text = f'{labels[i]}: {dets.mask_scores[i]:.2f}'
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
             y_text = max(y1, th + 4)
-            cv2.rectangle(out, (x1, y_text - th - 4), (x1 + tw, y_text), c, -1)
-            cv2.putText(out, text, (x1, y_text - 3), cv2.FONT_HERSHEY_DUPLEX, 0.5, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            x_text = max(0, min(x1, out.shape[1] - tw))  # keep the label inside the image
+            cv2.rectangle(out, (x_text, y_text - th - 4), (x_text + tw, y_text), c, -1)
+            cv2.putText(out, text, (x_text, y_text - 3), cv2.FONT_HERSHEY_DUPLEX, 0.5, (255, 255, 255),
+                        1, cv2.LINE_AA)
     return out
