@@ -268,3 +268,38 @@ def test_preset_from_filename(name, expected):
     assert preset_from_filename(name) == expected
     if expected:
         assert get_preset(expected + '_config').name == expected    # official spelling
+
+
+# -- FPN input scales (our EfficientNet-Lite presets; empty in every official layout) ------------
+def _fpn(scales, channels=(8, 12, 16)):
+    from yolact_deploy.config import FPNConfig
+    from yolact_deploy.model.heads import FPN
+    torch.manual_seed(0)
+    return FPN(list(channels), FPNConfig(num_features=8, input_scales=scales))
+
+
+def test_fpn_input_scales_equal_scaled_lateral_weights():
+    # The lateral conv is linear: scaling its input by s is the same as scaling its weights by s.
+    scales = (0.125, 0.5, 3.0)
+    scaled, plain = _fpn(scales), _fpn(())
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        # lat_layers are stored deepest stage first
+        for lat, s in zip(plain.lat_layers, reversed(scales)):
+            lat.weight.mul_(s)
+    feats = [torch.randn(2, c, 16 // 2 ** i, 16 // 2 ** i) for i, c in enumerate((8, 12, 16))]
+    for a, b in zip(scaled(feats), plain(feats)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(_fpn(())(feats)[0], scaled(feats)[0])
+
+
+def test_fpn_input_scales_must_match_the_stages():
+    with pytest.raises(ValueError, match='input_scales has 2 entries for 3'):
+        _fpn((1.0, 2.0))
+
+
+def test_input_scales_survive_the_checkpoint(tmp_path):
+    from yolact_deploy.checkpoint import config_from_dict
+    cfg = get_preset('yolact_lite0_256')
+    assert cfg.fpn.input_scales and not get_preset('yolact_base').fpn.input_scales
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

