@@ -198,3 +198,25 @@ def test_lite0_fpn_input_scales_bring_imagenet_features_to_unit_scale():
     for stage, scale in zip(cfg.backbone.selected_layers, cfg.fpn.input_scales):
         rms = float(outs[stage].pow(2).mean().sqrt())
         assert rms > 2.0 and 0.6 < rms * scale < 1.6, (stage, rms, scale)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason='torch without distributed')
+def test_distributed_data_parallel_on_two_cpu_processes(tmp_path):
+    # The torchrun path of yolact-train (DDP, rank-sliced batches, rank-0-only checkpoints), run
+    # with the gloo backend on the CPU: both ranks must end with identical, updated parameters.
+    import json
+    import subprocess
+    import sys
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ddp_train_worker.py')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                           '--nproc_per_node', '2', worker, str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / 'ddp_result.json').read_text())
+    assert doc['world'] == 2 and doc['iterations'] == 3
+    assert doc['images_rank0'] == 3 * 2                  # half of every batch of 4
+    assert doc['moved'] > 0 and doc['max_diff_across_ranks'] == 0.0, doc
+    run = tmp_path / 'run'
+    assert sorted(p.name for p in run.glob('*.pth')) == ['tiny_lite0_final.pth', 'tiny_lite0_last.pth']
+    assert len((run / 'train_log.csv').read_text().splitlines()) == 4   # rank 0 logs alone
