@@ -124,15 +124,18 @@ def test_overfits_two_images_to_high_mask_iou(tmp_path):
     assert min(ious) > 0.5 and np.mean(ious) > 0.7, ious
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize('optimizer', ['sgd', 'adamw'])
+def test_resume_is_exact(tmp_path, optimizer):
     cfg = tiny_config(size=96, max_iter=4, lr=1e-3, lr_warmup_until=2, lr_warmup_init=1e-4,
                       lr_steps=(3,))
-    full = Trainer(options(tmp_path / 'a', cfg, seed=5, backbone_weights='none'))
+    full = Trainer(options(tmp_path / 'a', cfg, seed=5, backbone_weights='none', optimizer=optimizer))
     full.train()
-    half = Trainer(options(tmp_path / 'b', cfg, seed=5, backbone_weights='none', max_iter=2))
+    half = Trainer(options(tmp_path / 'b', cfg, seed=5, backbone_weights='none', max_iter=2,
+                           optimizer=optimizer))
     half.train()
     ckpt = str(tmp_path / 'b' / 'run' / 'tiny_lite0_last.pth')
-    resumed = Trainer(options(tmp_path / 'b', cfg, seed=5, resume=ckpt, max_iter=4))
+    resumed = Trainer(options(tmp_path / 'b', cfg, seed=5, resume=ckpt, max_iter=4,
+                              optimizer=optimizer))
     assert resumed.start_iter == 2
     resumed.train()
     a, b = full.model.state_dict(), resumed.model.state_dict()
@@ -141,8 +144,15 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(a[k], b[k]), k
     sa = full.optimizer.state_dict()['state']
     sb = resumed.optimizer.state_dict()['state']
+    assert sa.keys() == sb.keys() and sa
     for k in sa:
-        assert torch.equal(sa[k]['momentum_buffer'], sb[k]['momentum_buffer'])
+        assert sa[k].keys() == sb[k].keys()
+        for name in sa[k]:     # SGD: momentum_buffer; AdamW: step, exp_avg, exp_avg_sq
+            assert torch.equal(torch.as_tensor(sa[k][name]), torch.as_tensor(sb[k][name])), name
+    if optimizer == 'sgd':
+        with pytest.raises(CheckpointError, match='trained with sgd'):
+            Trainer(options(tmp_path / 'b', cfg, seed=5, resume=ckpt, max_iter=4,
+                            optimizer='adamw'))
     # The final checkpoint loads as an inference model.
     model = load_model(str(tmp_path / 'b' / 'run' / 'tiny_lite0_final.pth'))
     assert model.config.max_size == 96

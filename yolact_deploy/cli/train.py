@@ -46,6 +46,9 @@ def build_parser():
                    help='freeze the backbone stem and its first N stages')
     p.add_argument('--clip-grad', type=float, default=0.0,
                    help='clip the gradient norm to this value (default 0: off, as official)')
+    p.add_argument('--optimizer', choices=('sgd', 'adamw'), default='sgd',
+                   help='sgd (official, momentum 0.9) or adamw (faster from a frozen backbone on '
+                        'small data); the preset weight decay applies to both')
     p.add_argument('--workers', type=int, default=0, help='data loader worker processes')
     p.add_argument('--on-bad-sample', choices=('skip', 'fail'), default='skip')
     p.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1' ...")
@@ -90,7 +93,7 @@ def main(argv=None):
                         device=args.device, amp=not args.no_amp, augment=not args.no_augment,
                         tensorboard=not args.no_tensorboard, freeze_bn=args.freeze_bn,
                         freeze_stages=args.freeze_stages, clip_grad=args.clip_grad,
-                        schedule=changes)
+                        optimizer=args.optimizer, schedule=changes)
     trainer = Trainer(opts)
     if trainer.rank == 0:
         print(f'training {trainer.config.name}: {len(trainer.dataset)} images, '

@@ -57,6 +57,7 @@ class TrainOptions:
     freeze_bn: bool = False                 # backbone BatchNorm in eval mode with fixed affine
     freeze_stages: int = 0                  # freeze the backbone stem and its first N stages
     clip_grad: float = 0.0                  # max gradient norm (0: off, as the official training)
+    optimizer: str = 'sgd'                  # 'sgd' (official: momentum 0.9) | 'adamw'
     extra_meta: dict = field(default_factory=dict)
     # Explicit schedule changes (lr, lr_steps, lr_warmup_until, lr_warmup_init, max_iter) that also
     # apply on --resume, e.g. to shorten or extend a run; without them a resume keeps the saved one.
@@ -181,6 +182,17 @@ def init_backbone(model: Yolact, how: str) -> str:
     return f'{n} backbone tensors from {how}'
 
 
+def make_optimizer(name: str, params, cfg: YolactConfig) -> torch.optim.Optimizer:
+    """SGD with the preset's momentum and weight decay (official), or AdamW (same decay, decoupled):
+    with a frozen ImageNet backbone and heads trained from scratch on a small dataset, AdamW reaches a
+    given loss in far fewer iterations."""
+    if name == 'sgd':
+        return torch.optim.SGD(params, lr=lr_at(cfg, 0), momentum=cfg.momentum, weight_decay=cfg.decay)
+    if name == 'adamw':
+        return torch.optim.AdamW(params, lr=lr_at(cfg, 0), weight_decay=cfg.decay)
+    raise ConfigError(f"unknown optimizer '{name}' (use 'sgd' or 'adamw')")
+
+
 # -- the loop --------------------------------------------------------------------------------------
 def _dist_info():
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -231,8 +243,8 @@ class Trainer:
             self.init_note = init_backbone(self.model, opts.backbone_weights)
         self.model.to(self.device).train()
         self._freeze(opts.freeze_bn, opts.freeze_stages)
-        self.optimizer = torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad], lr=lr_at(cfg, 0),
-                                         momentum=cfg.momentum, weight_decay=cfg.decay)
+        self.optimizer = make_optimizer(opts.optimizer, [p for p in self.model.parameters() if p.requires_grad],
+                                        cfg)
         self.use_amp = opts.amp and self.device.type == 'cuda'
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.use_amp)
         self.skipped = 0
@@ -240,6 +252,9 @@ class Trainer:
         if resume_state is not None:
             load_state_dict_strict(self.model, resume_state['model'], opts.resume)
             ts = resume_state['train_state']
+            if ts.get('optimizer_name', 'sgd') != opts.optimizer:
+                raise CheckpointError(f"cannot resume {os.path.basename(opts.resume)} with --optimizer "
+                                      f"{opts.optimizer}: it was trained with {ts.get('optimizer_name', 'sgd')}")
             self.optimizer.load_state_dict(ts['optimizer'])
             if ts.get('scaler') and self.use_amp:
                 self.scaler.load_state_dict(ts['scaler'])
@@ -293,6 +308,7 @@ class Trainer:
         if self.rank != 0:
             return
         ts = {'iteration': iteration, 'optimizer': self.optimizer.state_dict(),
+              'optimizer_name': self.opts.optimizer,
               'scaler': self.scaler.state_dict() if self.use_amp else None, 'seed': self.opts.seed,
               'skipped': self.skipped, 'skipped_nonfinite': self.skipped_nonfinite,
               'batch_size': self.opts.batch_size}
