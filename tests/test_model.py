@@ -191,6 +191,9 @@ def test_our_checkpoint_roundtrip(r50, tmp_path):
     model = load_model(str(path))               # preset from the file's meta, not its name
     assert model.config == r50.config
     assert [p.name for p in tmp_path.iterdir()] == ['any_name.pth']    # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask               # not mkstemp's 0600
 
 
 def test_missing_and_directory(tmp_path):

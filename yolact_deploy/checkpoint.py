@@ -147,6 +147,9 @@ def save_checkpoint(path: str, model, extra: Optional[dict] = None, half: bool =
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
     os.close(fd)
+    umask = os.umask(0)     # mkstemp makes 0600; a checkpoint gets what open() would give it
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
