@@ -87,6 +87,8 @@ def from_log(args):
         out['wall_s'] = args.wall_s
     if args.peak_rss_mib:
         out['peak_rss_mib'] = args.peak_rss_mib
+    if args.notes:
+        out['notes'] = args.notes
     return out
 
 
@@ -104,6 +106,7 @@ def main():
     p.add_argument('--out', default='/tmp/yolact_train_bench')
     p.add_argument('--wall-s', type=float)
     p.add_argument('--peak-rss-mib', type=float)
+    p.add_argument('--notes', help='free text stored with a --from-log entry (threads, segments ...)')
     p.add_argument('--results', default=RESULTS)
     args = p.parse_args()
     if not (args.measure or args.from_log):
