@@ -254,8 +254,8 @@ def _lite_preset(name: str, variant: str, size: int, features: int = 96,
         fpn=FPNConfig(num_features=features, input_scales=(0.123, 0.143, 0.389)),
         proto_net=proto, extra_head_channels=features,
         # The bundled model's schedule on the 2-core CPU (README: "The bundled model"): batch 8,
-        # backbone BN and stem + stages 0-2 frozen (--freeze-bn --freeze-stages 3), gradient norm
-        # clipped at 100; the official LR 1e-3 with a shortened warm-up from 1e-4.
+        # AdamW (--optimizer adamw), backbone BN and stem + stages 0-2 frozen (--freeze-bn
+        # --freeze-stages 3), gradient norm clipped at 100, LR 1e-3 with a short warm-up from 1e-4.
         max_iter=2000, lr=1e-3, lr_steps=(1500, 1850), lr_warmup_init=1e-4, lr_warmup_until=100,
         discard_box_width=4 / size, discard_box_height=4 / size)
 
