@@ -195,14 +195,14 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
 def test_lite0_fpn_input_scales_bring_imagenet_features_to_unit_scale():
     # The preset's constants were measured on coco_mini train images; the bundled val photos must
     # agree: after scaling, each stage fed to the FPN has an RMS near 1 (unscaled: 2.5-10).
-    import glob
-    import cv2
+    from yolact_deploy.assets import sample_images
     from yolact_deploy.model import Yolact
     from yolact_deploy.train.trainer import init_backbone
+    from yolact_deploy.transforms import load_image
     cfg = config.get_preset('yolact_lite0_256')
     model = Yolact(cfg).eval()
     init_backbone(model, 'auto')
-    images = [cv2.imread(p) for p in sorted(glob.glob(os.path.join(SAMPLES_DIR, '*.jpg')))]
+    images = [load_image(p) for p in sample_images()]
     with torch.no_grad():
         outs = model.backbone(preprocess(images, cfg))
     for stage, scale in zip(cfg.backbone.selected_layers, cfg.fpn.input_scales):

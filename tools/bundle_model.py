@@ -20,29 +20,38 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('checkpoint', help='training checkpoint (yolact-train output)')
-    p.add_argument('--metrics', required=True, help='yolact-eval --metrics-json output')
-    p.add_argument('--command', required=True, help='the exact yolact-train command of the run')
-    p.add_argument('--data', required=True, help='what the run was trained on')
-    p.add_argument('--out', default=os.path.join(os.path.dirname(HERE), 'yolact_deploy', 'assets',
-                                                 'yolact_lite0_coco_mini.pth'))
-    args = p.parse_args(argv)
-    import torch
+    from yolact_deploy.cli.common import cli_main
 
-    from yolact_deploy.checkpoint import load_model, save_checkpoint
-    raw = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
-    state = raw.get('train_state') or {}
-    with open(args.metrics) as f:
-        metrics = json.load(f)
-    model = load_model(args.checkpoint)
-    record = {'command': args.command, 'iterations': state.get('iteration'),
-              'seed': state.get('seed'), 'batch_size': state.get('batch_size'),
-              'optimizer': state.get('optimizer_name', 'sgd'), 'data': args.data,
-              'val_metrics_percent': metrics}
-    save_checkpoint(args.out, model, extra={'training': record}, half=True)
-    print(f'wrote {args.out} ({os.path.getsize(args.out) / 2 ** 20:.1f} MiB)')
-    return 0
+    @cli_main
+    def run(argv):
+        p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        p.add_argument('checkpoint', help='training checkpoint (yolact-train output)')
+        p.add_argument('--metrics', required=True, help='yolact-eval --metrics-json output')
+        p.add_argument('--command', required=True, help='the exact yolact-train command of the run')
+        p.add_argument('--data', required=True, help='what the run was trained on')
+        p.add_argument('--out', default=os.path.join(os.path.dirname(HERE), 'yolact_deploy',
+                                                     'assets', 'yolact_lite0_coco_mini.pth'))
+        args = p.parse_args(argv)
+        from yolact_deploy.checkpoint import _load_file, load_model, save_checkpoint
+        from yolact_deploy.errors import InputError
+        try:
+            with open(args.metrics) as f:
+                metrics = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(f'cannot read metrics {args.metrics}: {exc}') from None
+        if not isinstance(metrics, dict) or not {'box', 'mask'} <= set(metrics):
+            raise InputError(f'{args.metrics} is not yolact-eval --metrics-json output '
+                             '(no box/mask entries)')
+        state = _load_file(args.checkpoint).get('train_state') or {}
+        model = load_model(args.checkpoint)
+        record = {'command': args.command, 'iterations': state.get('iteration'),
+                  'seed': state.get('seed'), 'batch_size': state.get('batch_size'),
+                  'optimizer': state.get('optimizer_name', 'sgd'), 'data': args.data,
+                  'val_metrics_percent': metrics}
+        save_checkpoint(args.out, model, extra={'training': record}, half=True)
+        print(f'wrote {args.out} ({os.path.getsize(args.out) / 2 ** 20:.1f} MiB)')
+
+    return run(argv)
 
 
 if __name__ == '__main__':

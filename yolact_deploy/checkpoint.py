@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from typing import Optional, Tuple
 
 import torch
 
 from . import config as config_mod
 from .errors import CheckpointError, ConfigError
+from .fileio import atomic_output
 
 
 def _load_file(path: str):
@@ -143,17 +143,6 @@ def save_checkpoint(path: str, model, extra: Optional[dict] = None, half: bool =
     payload = {'model': state, 'meta': {'preset': model.config.name,
                                         'config': model.config.to_dict()}}
     payload.update(extra or {})
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
-    os.close(fd)
-    umask = os.umask(0)     # mkstemp makes 0600; a checkpoint gets what open() would give it
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_output(path, suffix='.pth') as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

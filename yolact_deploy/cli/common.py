@@ -1,13 +1,12 @@
 """Shared command-line plumbing: one-line errors with exit code 2, atomic file output."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
-import tempfile
 
 from ..errors import YolactError
+from ..fileio import atomic_output  # noqa: F401  (re-exported for the tools)
 
 
 def cli_main(func):
@@ -44,22 +43,3 @@ def check_output_file(path: str) -> None:
     check_writable_dir(directory)
     if os.path.isdir(path):
         raise YolactError(f'output path is a directory: {path}')
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str = ''):
-    """Yields a temporary path next to ``path``; renames it over ``path`` only on success."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix or os.path.splitext(path)[1],
-                               dir=directory)
-    os.close(fd)
-    # mkstemp creates 0600 files; outputs get the permissions a plain open() would give them.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

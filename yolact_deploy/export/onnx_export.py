@@ -216,9 +216,6 @@ def save_model(proto, path: str) -> None:
     try:
         with atomic_output(path, suffix='.onnx') as tmp:
             onnx.save_model(proto, tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would make the model private
     except OSError as exc:
         raise ExportError(f'cannot write {path}: {exc.strerror or exc}') from None
 
