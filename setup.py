@@ -17,7 +17,7 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['yolact_deploy', 'yolact_deploy.*']),
     include_package_data=True,
-    package_data={'yolact_deploy': ['assets/*', 'assets/**/*']},
+    package_data={'yolact_deploy': ['assets/*', 'assets/**/*', 'deploy/schemas/*.json']},
     install_requires=[
         'torch>=2.1,<=2.14.1',
         'torchvision>=0.16,<=0.29.1',
@@ -25,6 +25,7 @@ setup(
         'opencv-python-headless>=4.8',
         'pycocotools>=2.0.7',
         'tqdm>=4.60',
+        'jsonschema>=4.17',   # engine sidecar schema (yolact_deploy/deploy/schemas)
     ],
     extras_require={
         # ONNX export, ONNX Runtime backend, plugin-flavour graphs on ORT (custom ops), validation

@@ -1,7 +1,10 @@
 #include "yolact/draw.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
+
+#include <opencv2/imgproc.hpp>
 
 namespace yolact {
 namespace {
@@ -13,14 +16,6 @@ constexpr uint8_t kPaletteRgb[][3] = {
     {139, 195, 74}, {205, 220, 57}, {255, 235, 59}, {255, 193, 7},  {255, 152, 0},
     {255, 87, 34},  {121, 85, 72},  {158, 158, 158}, {96, 125, 139}};
 constexpr int kPaletteSize = sizeof(kPaletteRgb) / sizeof(kPaletteRgb[0]);
-
-void put(Image& im, int x, int y, const std::array<uint8_t, 3>& c) {
-    if (x < 0 || y < 0 || x >= im.width || y >= im.height) return;
-    uint8_t* p = im.row(y) + x * 3;
-    p[0] = c[0];
-    p[1] = c[1];
-    p[2] = c[2];
-}
 
 }  // namespace
 
@@ -67,21 +62,25 @@ Image draw_detections(const ImageView& image, const std::vector<Detection>& dets
     for (size_t i = 0; i < acc.size(); ++i) {
         out.data[i] = static_cast<uint8_t>(std::clamp(acc[i], 0.f, 255.f));  // truncation, as astype
     }
-    if (options.boxes) {
-        for (int i : order) {
-            const Detection& d = dets[i];
-            const std::array<uint8_t, 3> c = detection_color(i);
-            // cv2.rectangle(thickness=1): the four edges, corners included, clipped to the image.
-            const int xa = std::max(std::min(d.x1, d.x2), 0), xb = std::min(std::max(d.x1, d.x2), w - 1);
-            const int ya = std::max(std::min(d.y1, d.y2), 0), yb = std::min(std::max(d.y1, d.y2), h - 1);
-            for (int x = xa; x <= xb; ++x) {
-                put(out, x, d.y1, c);
-                put(out, x, d.y2, c);
-            }
-            for (int y = ya; y <= yb; ++y) {
-                put(out, d.x1, y, c);
-                put(out, d.x2, y, c);
-            }
+    // The same OpenCV calls as visualize.py, on the blended image.
+    cv::Mat canvas(h, w, CV_8UC3, out.data.data());
+    for (int i : order) {
+        const Detection& d = dets[i];
+        const std::array<uint8_t, 3> c = detection_color(i);
+        const cv::Scalar colour(c[0], c[1], c[2]);
+        if (options.boxes) cv::rectangle(canvas, cv::Point(d.x1, d.y1), cv::Point(d.x2, d.y2), colour, 1);
+        if (options.labels) {
+            const bool known = d.class_id >= 0 && static_cast<size_t>(d.class_id) < options.class_names.size();
+            char score[32];
+            std::snprintf(score, sizeof score, "%.2f", static_cast<double>(d.mask_score));
+            const std::string text = (known ? options.class_names[d.class_id] : std::to_string(d.class_id)) + ": " + score;
+            int base = 0;
+            const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_DUPLEX, 0.5, 1, &base);
+            const int y_text = std::max(d.y1, ts.height + 4);
+            const int x_text = std::max(0, std::min(d.x1, w - ts.width));  // keep the label inside the image
+            cv::rectangle(canvas, cv::Point(x_text, y_text - ts.height - 4), cv::Point(x_text + ts.width, y_text), colour, -1);
+            cv::putText(canvas, text, cv::Point(x_text, y_text - 3), cv::FONT_HERSHEY_DUPLEX, 0.5,
+                        cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
         }
     }
     return out;

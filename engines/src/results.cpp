@@ -1,99 +1,63 @@
 #include "yolact/results.hpp"
 
-#include "yolact/json.hpp"
+#include <nlohmann/json.hpp>
+
 #include "yolact/rle.hpp"
 
 namespace yolact {
 namespace {
 
-void append_int(std::string& out, long long v) { out += std::to_string(v); }
+using ojson = nlohmann::ordered_json;  // keys in the documented order
 
-// Scores as float32 -> shortest decimal of the float (what Python's float(np.float32) then json
-// would print is the double expansion; the value round-trips to the same float32 either way).
-void append_score(std::string& out, float v) { json::append_number(out, static_cast<double>(v)); }
+// Scores as float32 widened to double: printed in shortest round-trip form, the value reads back as
+// the same float32 (Python prints float(np.float32) the same way).
+double score(float v) { return static_cast<double>(v); }
+
+ojson rle_json(const Mask& mask) {
+    const CocoRle rle = encode_coco_rle(mask);
+    return ojson{{"size", {rle.height, rle.width}}, {"counts", rle.counts}};
+}
 
 }  // namespace
 
 std::string image_result_json(const std::vector<Detection>& dets, int height, int width,
                               const std::vector<std::string>& class_names,
                               const std::vector<int>& category_ids, const ResultFormat& format) {
-    std::string out = "{\"width\":";
-    append_int(out, width);
-    out += ",\"height\":";
-    append_int(out, height);
-    out += ",\"detections\":[";
-    for (size_t i = 0; i < dets.size(); ++i) {
-        const Detection& d = dets[i];
-        if (i) out.push_back(',');
+    ojson list = ojson::array();
+    for (const Detection& d : dets) {
         const bool known = d.class_id >= 0 && static_cast<size_t>(d.class_id) < class_names.size();
-        out += "{\"class_id\":";
-        append_int(out, d.class_id);
-        out += ",\"category_id\":";
         const bool has_cat = d.class_id >= 0 && static_cast<size_t>(d.class_id) < category_ids.size();
-        if (has_cat) append_int(out, category_ids[d.class_id]); else out += "null";
-        out += ",\"label\":";
-        json::append_quoted(out, known ? class_names[d.class_id] : std::to_string(d.class_id));
-        out += ",\"score\":";
-        append_score(out, d.score);
-        out += ",\"mask_score\":";
-        append_score(out, d.mask_score);
-        out += ",\"box\":[";
-        append_int(out, d.x1); out.push_back(',');
-        append_int(out, d.y1); out.push_back(',');
-        append_int(out, d.x2); out.push_back(',');
-        append_int(out, d.y2);
-        out += "],\"bbox\":[";
-        append_int(out, d.x1); out.push_back(',');
-        append_int(out, d.y1); out.push_back(',');
-        append_int(out, static_cast<long long>(d.x2) - d.x1); out.push_back(',');
-        append_int(out, static_cast<long long>(d.y2) - d.y1);
-        out += "]";
-        if (format.masks && !d.mask.data.empty()) {
-            const CocoRle rle = encode_coco_rle(d.mask);
-            out += ",\"mask\":{\"size\":[";
-            append_int(out, rle.height);
-            out.push_back(',');
-            append_int(out, rle.width);
-            out += "],\"counts\":";
-            json::append_quoted(out, rle.counts);
-            out += "}";
-        }
-        out += "}";
+        ojson j = {{"class_id", d.class_id},
+                   {"category_id", has_cat ? ojson(category_ids[d.class_id]) : ojson(nullptr)},
+                   {"label", known ? class_names[d.class_id] : std::to_string(d.class_id)},
+                   {"score", score(d.score)},
+                   {"mask_score", score(d.mask_score)},
+                   {"box", {d.x1, d.y1, d.x2, d.y2}},
+                   {"bbox", {d.x1, d.y1, static_cast<long long>(d.x2) - d.x1, static_cast<long long>(d.y2) - d.y1}}};
+        if (format.masks && !d.mask.data.empty()) j["mask"] = rle_json(d.mask);
+        list.push_back(std::move(j));
     }
-    out += "]}";
-    return out;
+    const ojson out = {{"width", width}, {"height", height}, {"detections", std::move(list)}};
+    return out.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
 std::string coco_results_json(const std::vector<Detection>& dets, long long image_id,
                               const std::vector<int>& category_ids) {
-    std::string out = "[";
-    bool first = true;
+    ojson out = ojson::array();
     for (const Detection& d : dets) {
         if (static_cast<long long>(d.x2 - d.x1) * (d.y2 - d.y1) <= 0) continue;
         if (d.class_id < 0 || static_cast<size_t>(d.class_id) >= category_ids.size()) {
             throw Error("coco_results_json: class id " + std::to_string(d.class_id) + " has no category id");
         }
         const int cat = category_ids[d.class_id];
-        if (!first) out.push_back(',');
-        first = false;
-        out += "{\"image_id\":" + std::to_string(image_id) + ",\"category_id\":" + std::to_string(cat) +
-               ",\"bbox\":[" + std::to_string(d.x1) + "," + std::to_string(d.y1) + "," +
-               std::to_string(d.x2 - d.x1) + "," + std::to_string(d.y2 - d.y1) + "],\"score\":";
-        append_score(out, d.score);
-        out += "}";
+        out.push_back({{"image_id", image_id}, {"category_id", cat},
+                       {"bbox", {d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1}}, {"score", score(d.score)}});
         if (!d.mask.data.empty()) {
-            const CocoRle rle = encode_coco_rle(d.mask);
-            out += ",{\"image_id\":" + std::to_string(image_id) + ",\"category_id\":" + std::to_string(cat) +
-                   ",\"segmentation\":{\"size\":[" + std::to_string(rle.height) + "," +
-                   std::to_string(rle.width) + "],\"counts\":";
-            json::append_quoted(out, rle.counts);
-            out += "},\"score\":";
-            append_score(out, d.mask_score);
-            out += "}";
+            out.push_back({{"image_id", image_id}, {"category_id", cat}, {"segmentation", rle_json(d.mask)},
+                           {"score", score(d.mask_score)}});
         }
     }
-    out += "]";
-    return out;
+    return out.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
 }  // namespace yolact

@@ -6,12 +6,18 @@
 #include <string>
 #include <vector>
 
-#include "harness.hpp"
+#include <nlohmann/json.hpp>
+
 #include "npy.hpp"
-#include "yolact/json.hpp"
 #include "yolact/types.hpp"
 
 namespace fx {
+
+inline std::string& dir() {
+    static std::string d;
+    return d;
+}
+inline std::string path(const std::string& name) { return dir() + "/" + name; }
 
 inline std::string read_text(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -29,12 +35,12 @@ inline std::vector<std::string> read_lines(const std::string& path) {
     return lines;
 }
 
-inline const yolact::json::Value& manifest() {
-    static yolact::json::Value m = yolact::json::parse(read_text(harness::fixture("manifest.json")), "manifest.json");
+inline const nlohmann::json& manifest() {
+    static const nlohmann::json m = nlohmann::json::parse(read_text(path("manifest.json")));
     return m;
 }
 
-inline npy::Array array(const std::string& name) { return npy::load(harness::fixture(name + ".npy")); }
+inline npy::Array array(const std::string& name) { return npy::load(path(name + ".npy")); }
 
 inline yolact::Image image(int i) {
     const npy::Array a = array("img_" + std::to_string(i));
@@ -58,6 +64,6 @@ inline yolact::BatchOutputs contract(int i) {
     return o;
 }
 
-inline int num_images() { return static_cast<int>(manifest().find("images")->as_array().size()); }
+inline int num_images() { return static_cast<int>(manifest().at("images").size()); }
 
 }  // namespace fx

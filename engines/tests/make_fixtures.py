@@ -34,6 +34,7 @@ def stamp_of() -> str:
     files = [__file__] + sorted(os.path.join(SAMPLES, f) for f in os.listdir(SAMPLES)
                                 if f.endswith('.jpg'))
     files += glob.glob(os.path.join(ROOT, 'yolact_deploy', 'assets', '*.pth'))
+    files += [os.path.join(ROOT, 'yolact_deploy', 'deploy', 'schemas', 'engine_sidecar.schema.json')]
     for path in files:
         with open(path, 'rb') as f:
             h.update(f.read())
@@ -135,6 +136,86 @@ def write_sidecars(out: str, cfg, proto) -> list:
     return written
 
 
+# Hand-picked edge cases (JSON pointer, new value; DELETE removes the key) on top of the real sidecar.
+DELETE = object()
+CORPUS_EDITS = [
+    ('/schema', 2.0), ('/schema', True), ('/schema', 0), ('/kind', 'other'), ('/engine', ''),
+    ('/engine_sha256', 'E' * 64), ('/engine_sha256', 'e' * 64 + '\n'), ('/engine_sha256', 'e' * 63),
+    ('/tensorrt_version', '10'), ('/tensorrt_version', '10.3.0.26.1'), ('/tensorrt_version', '10.3.0\n'),
+    ('/tensorrt_version', 10.3), ('/gpu/compute_capability', '8.10'), ('/gpu/compute_capability', '0.5'),
+    ('/gpu/compute_capability', 87), ('/gpu/index', -1), ('/gpu/name', DELETE), ('/gpu', None),
+    ('/precision', ''), ('/strongly_typed', 1), ('/builder_flags', ['a', 1]), ('/profiles', []),
+    ('/profiles/0/min', [1, 2, 3]), ('/profiles/0/max/1', 65537), ('/profiles/0/opt/0', 1.0),
+    ('/profiles/0/opt/0', 1.5), ('/profiles/0/input', DELETE), ('/plugin_library', None),
+    ('/plugin_library', 'libyolact_plugins.so'), ('/plugin_library/ops', []), ('/plugin_library/sha256', None),
+    ('/io_tensors', [1]), ('/model/graph', 'raw'), ('/model/graph', 'other'), ('/model/flavour', 'x'),
+    ('/model/class_names', []), ('/model/class_names/0', 'p\u00e9rson \u2603'), ('/model/category_ids/0', -1),
+    ('/model/category_ids/0', 2 ** 40), ('/model/input/network_size', [550]), ('/model/input', {}),
+    ('/model/proto_size', [0, 1]), ('/model/max_detections', 0), ('/model/mask_rescoring', 'no'),
+    ('/extra_key', {'anything': [1, None]}), ('/model', DELETE), ('/notes', DELETE),
+]
+
+
+def edit(doc, pointer, value):
+    import copy
+    doc = copy.deepcopy(doc)
+    *path, last = [p for p in pointer.split('/')[1:]]
+    node = doc
+    for part in path:
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if node is None:
+            return doc
+    key = int(last) if isinstance(node, list) else last
+    if value is DELETE:
+        if isinstance(node, dict):
+            node.pop(key, None)
+    elif isinstance(node, (dict, list)):
+        node[key] = value
+    return doc
+
+
+def random_edits(doc, n, seed=0):
+    """Leaves replaced by values of other types (seeded): the broad part of the corpus."""
+    import random
+    rng = random.Random(seed)
+    leaves = []
+
+    def walk(node, pointer):
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if pointer.count('/') < 4 and not (pointer.startswith('/model/config')):
+                leaves.append(f'{pointer}/{k}')
+                walk(v, f'{pointer}/{k}')
+    walk(doc, '')
+    values = [None, True, False, 0, -1, 1, 1.0, 2.5, 1e300, '', 'x', '8.7', '10.3.0', [], [1], [1, 2],
+              {}, {'a': 1}, 'e' * 64, [1, 2, 3, 4], [1, 64, 64, 3]]
+    return [(p, rng.choice(values)) for p in rng.sample(leaves, min(n, len(leaves)))]
+
+
+def write_sidecar_corpus(out: str, sidecars: list) -> list:
+    """Valid and broken sidecars with the verdict of the Python validator; the C++ validator must agree."""
+    try:
+        from yolact_deploy.deploy.sidecar_schema import sidecar_errors
+    except ImportError as exc:
+        print(f'make_fixtures: no sidecar corpus ({exc})', file=sys.stderr)
+        return []
+    folder = os.path.join(out, 'sidecar_corpus')
+    os.makedirs(folder, exist_ok=True)
+    entries = []
+    for name in sidecars:
+        with open(os.path.join(out, name)) as f:
+            base = json.load(f)
+        edits = [('', None)] + CORPUS_EDITS + random_edits(base, 60, seed=len(entries))
+        for pointer, value in edits:
+            doc = edit(base, pointer, value) if pointer else base
+            file = f'{len(entries):03d}.json'
+            with open(os.path.join(folder, file), 'w') as f:
+                json.dump(doc, f)
+            errors = sidecar_errors(doc)
+            entries.append({'file': f'sidecar_corpus/{file}', 'edit': pointer, 'valid': not errors})
+    return entries
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True)
@@ -175,6 +256,7 @@ def main(argv=None):
         with open(os.path.join(out, f'ref_{i}_rle.txt'), 'w') as f:
             f.writelines(rle_string(m) + '\n' for m in res.masks)
         save(out, f'ref_{i}_drawn', draw_detections(image, res, draw_text=False))
+        save(out, f'ref_{i}_drawn_text', draw_detections(image, res))
         with open(os.path.join(out, f'ref_{i}_coco.json'), 'w') as f:
             json.dump(res.to_coco(int(os.path.splitext(os.path.basename(path))[0]),
                                   cfg.category_ids), f)
@@ -214,13 +296,14 @@ def main(argv=None):
 
     proto = [int(s) for s in det['masks'].shape[2:]]
     sidecars = write_sidecars(out, cfg, proto)
+    corpus = write_sidecar_corpus(out, sidecars)
 
     manifest = {'stamp': stamp, 'model': model_name, 'score_threshold': SCORE_THRESHOLD,
                 'top_k': TOP_K, 'network_size': cfg.max_size, 'max_detections': int(det['boxes'].shape[1]),
                 'proto_size': proto, 'class_names': list(cfg.class_names),
                 'category_ids': list(cfg.category_ids), 'images': entries,
                 'resize_cases': len(resize_cases), 'rle_cases': len(rle_cases),
-                'sidecars': sidecars}
+                'sidecars': sidecars, 'sidecar_corpus': corpus}
     with open(manifest_path, 'w') as f:
         json.dump(manifest, f, indent=1)
     print(f'make_fixtures: wrote {len(entries)} images ({sum(e["detections"] for e in entries)} '

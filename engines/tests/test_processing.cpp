@@ -2,30 +2,36 @@
 #include <algorithm>
 #include <cmath>
 
+#include <doctest/doctest.h>
+
 #include "fixtures.hpp"
+#include <opencv2/imgproc.hpp>
+
 #include "yolact/draw.hpp"
 #include "yolact/engine_info.hpp"
 #include "yolact/postprocess.hpp"
 #include "yolact/preprocess.hpp"
 #include "yolact/results.hpp"
 #include "yolact/rle.hpp"
+#include "yolact/sidecar_schema.hpp"
 
 using namespace yolact;
+using nlohmann::json;
 
 namespace {
 
 yolact::PostprocessOptions reference_options() {
     PostprocessOptions o;
-    o.score_threshold = static_cast<float>(fx::manifest().find("score_threshold")->as_number());
-    o.top_k = static_cast<int>(fx::manifest().find("top_k")->as_int());
+    o.score_threshold = static_cast<float>(fx::manifest().at("score_threshold").get<double>());
+    o.top_k = static_cast<int>(fx::manifest().at("top_k").get<long long>());
     return o;
 }
 
 }  // namespace
 
 // Official preprocessing: float bilinear resize to the network size (torch, align_corners=False).
-TEST(fx_preprocess_resize_matches_torch) {
-    const int s = static_cast<int>(fx::manifest().find("network_size")->as_int());
+TEST_CASE("fx_preprocess_resize_matches_torch") {
+    const int s = static_cast<int>(fx::manifest().at("network_size").get<long long>());
     double worst = 0, worst_u8 = 0;
     for (int i = 0; i < fx::num_images(); ++i) {
         const Image im = fx::image(i);
@@ -41,13 +47,13 @@ TEST(fx_preprocess_resize_matches_torch) {
         }
     }
     std::fprintf(stderr, "  resize: max |C++ - torch| = %.3g (float), %.3g (uint8 feed)\n", worst, worst_u8);
-    CHECK_MSG(worst < 1e-3, "float resize differs from torch by " << worst);
-    CHECK_MSG(worst_u8 <= 0.5 + 1e-3, "uint8 resize differs from torch by " << worst_u8);
+    CHECK_MESSAGE(worst < 1e-3, "float resize differs from torch by " << worst);
+    CHECK_MESSAGE(worst_u8 <= 0.5 + 1e-3, "uint8 resize differs from torch by " << worst_u8);
 }
 
 // Mask upsampling: cv2.resize(INTER_LINEAR) on float maps, including downscale/identity/1 px.
-TEST(fx_mask_resize_matches_opencv) {
-    const int n = static_cast<int>(fx::manifest().find("resize_cases")->as_int());
+TEST_CASE("fx_mask_resize_matches_opencv") {
+    const int n = static_cast<int>(fx::manifest().at("resize_cases").get<long long>());
     for (int j = 0; j < n; ++j) {
         const npy::Array src = fx::array("rz_" + std::to_string(j) + "_src");
         const npy::Array ref = fx::array("rz_" + std::to_string(j) + "_dst");
@@ -59,11 +65,11 @@ TEST(fx_mask_resize_matches_opencv) {
         for (size_t k = 0; k < out.size(); ++k) worst = std::max(worst, static_cast<double>(std::fabs(out[k] - ref.as<float>()[k])));
         std::fprintf(stderr, "  %lldx%lld -> %dx%d: max |C++ - cv2| = %.3g\n", static_cast<long long>(src.shape[0]),
                      static_cast<long long>(src.shape[1]), dh, dw, worst);
-        CHECK_MSG(worst < 1e-5, "case " << j << " differs by " << worst);
+        CHECK_MESSAGE(worst < 1e-5, "case " << j << " differs by " << worst);
     }
 }
 
-TEST(fx_sanitize_boxes_matches_numpy) {
+TEST_CASE("fx_sanitize_boxes_matches_numpy") {
     const npy::Array boxes = fx::array("syn_boxes");
     const struct { const char* name; int h, w; } cases[] = {{"syn_sanitized_480x640", 480, 640}, {"syn_sanitized_1x3", 1, 3}};
     for (const auto& c : cases) {
@@ -77,7 +83,7 @@ TEST(fx_sanitize_boxes_matches_numpy) {
 }
 
 // finalize on real images: same detections, boxes within 1 px (expected exact), masks within 0.5%.
-TEST(fx_finalize_matches_python) {
+TEST_CASE("fx_finalize_matches_python") {
     const PostprocessOptions opts = reference_options();
     double worst_mask = 0;
     long long total_diff = 0, total_px = 0;
@@ -115,17 +121,17 @@ TEST(fx_finalize_matches_python) {
                  "mask %.4f%%, overall %lld of %lld (%.5f%%)\n", dets_total, fx::num_images(), worst_box,
                  100 * worst_mask, total_diff, total_px, total_px ? 100.0 * total_diff / total_px : 0.0);
     CHECK(dets_total > 0);
-    CHECK_MSG(worst_box <= 1, "box error " << worst_box << " px");
-    CHECK_MSG(worst_mask <= 0.005, "a mask differs in " << 100 * worst_mask << "% of its pixels");
+    CHECK_MESSAGE(worst_box <= 1, "box error " << worst_box << " px");
+    CHECK_MESSAGE(worst_mask <= 0.005, "a mask differs in " << 100 * worst_mask << "% of its pixels");
 }
 
 // COCO RLE: the C++ encoding of the reference masks equals pycocotools' byte for byte.
-TEST(fx_rle_matches_pycocotools) {
+TEST_CASE("fx_rle_matches_pycocotools") {
     int compared = 0;
     for (int i = 0; i < fx::num_images(); ++i) {
         const std::string p = "ref_" + std::to_string(i) + "_";
         const npy::Array rm = fx::array(p + "masks");
-        const std::vector<std::string> lines = fx::read_lines(harness::fixture(p + "rle.txt"));
+        const std::vector<std::string> lines = fx::read_lines(fx::path(p + "rle.txt"));
         CHECK_EQ(lines.size(), static_cast<size_t>(rm.shape[0]));
         const int h = static_cast<int>(rm.shape[1]), w = static_cast<int>(rm.shape[2]);
         for (size_t k = 0; k < lines.size() && k < static_cast<size_t>(rm.shape[0]); ++k) {
@@ -138,8 +144,8 @@ TEST(fx_rle_matches_pycocotools) {
             ++compared;
         }
     }
-    const int cases = static_cast<int>(fx::manifest().find("rle_cases")->as_int());
-    const std::vector<std::string> lines = fx::read_lines(harness::fixture("rle_cases.txt"));
+    const int cases = static_cast<int>(fx::manifest().at("rle_cases").get<long long>());
+    const std::vector<std::string> lines = fx::read_lines(fx::path("rle_cases.txt"));
     for (int j = 0; j < cases; ++j) {
         const npy::Array m = fx::array("rle_" + std::to_string(j));
         const std::string s = rle_to_string(rle_counts(m.as<uint8_t>(), static_cast<int>(m.shape[0]),
@@ -151,43 +157,46 @@ TEST(fx_rle_matches_pycocotools) {
 }
 
 // The full C++ path (finalize -> RLE) gives pycocotools' strings for the C++ masks too.
-TEST(fx_coco_results_match_python) {
+TEST_CASE("fx_coco_results_match_python") {
     const PostprocessOptions opts = reference_options();
     std::vector<int> cats;
-    for (const auto& v : fx::manifest().find("category_ids")->as_array()) cats.push_back(static_cast<int>(v.as_int()));
+    for (const auto& v : fx::manifest().at("category_ids")) cats.push_back(v.get<int>());
     int identical = 0, total = 0;
     for (int i = 0; i < fx::num_images(); ++i) {
         const Image im = fx::image(i);
         const auto dets = finalize(fx::contract(i).view(0), im.height, im.width, opts);
-        const long long image_id = fx::manifest().find("images")->as_array()[i].find("image_id")->as_int();
-        const json::Value mine = json::parse(coco_results_json(dets, image_id, cats), "C++ coco");
-        const json::Value ref = json::parse(fx::read_text(harness::fixture("ref_" + std::to_string(i) + "_coco.json")), "ref coco");
-        CHECK_EQ(mine.as_array().size(), ref.as_array().size());
-        for (size_t k = 0; k < std::min(mine.as_array().size(), ref.as_array().size()); ++k) {
-            const json::Value& a = mine.as_array()[k];
-            const json::Value& b = ref.as_array()[k];
-            CHECK_EQ(a.find("category_id")->as_int(), b.find("category_id")->as_int());
-            CHECK_EQ(a.find("score")->as_number(), b.find("score")->as_number());
-            if (b.find("bbox")) CHECK_EQ(a.find("bbox")->dump(), b.find("bbox")->dump());
-            if (b.find("segmentation")) {
+        const long long image_id = fx::manifest().at("images")[i].at("image_id").get<long long>();
+        const json mine = json::parse(coco_results_json(dets, image_id, cats));
+        const json ref = json::parse(fx::read_text(fx::path("ref_" + std::to_string(i) + "_coco.json")));
+        CHECK_EQ(mine.size(), ref.size());
+        for (size_t k = 0; k < std::min(mine.size(), ref.size()); ++k) {
+            const json& a = mine[k];
+            const json& b = ref[k];
+            CHECK(a.at("category_id") == b.at("category_id"));
+            CHECK_EQ(a.at("score").get<double>(), b.at("score").get<double>());
+            if (b.contains("bbox")) CHECK_EQ(a.at("bbox").dump(), b.at("bbox").dump());
+            if (b.contains("segmentation")) {
                 ++total;
-                identical += a.find("segmentation")->dump() == b.find("segmentation")->dump();
+                identical += a.at("segmentation").dump() == b.at("segmentation").dump();
             }
         }
     }
     std::fprintf(stderr, "  COCO results: %d of %d segmentations byte-identical to the Python path\n", identical, total);
     // Masks may differ in a few pixels (float rounding at the 0.5 threshold); most are identical.
-    CHECK(total > 0 && identical >= total * 9 / 10);
+    CHECK((total > 0 && identical >= total * 9 / 10));
 }
 
-// Drawing: masks blended and 1-px boxes, identical to visualize.draw_detections(draw_text=False).
-TEST(fx_draw_matches_python) {
-    long long diff = 0, total = 0;
+// Drawing: masks blended and 1-px boxes identical to visualize.draw_detections(draw_text=False);
+// with labels, identical outside the label boxes (the glyphs depend on the OpenCV major version).
+TEST_CASE("fx_draw_matches_python") {
+    long long diff = 0, diff_text = 0, diff_outside_labels = 0, total = 0;
+    const auto names = fx::manifest().at("class_names").get<std::vector<std::string>>();
     for (int i = 0; i < fx::num_images(); ++i) {
         const std::string p = "ref_" + std::to_string(i) + "_";
         const Image im = fx::image(i);
         // Draw the reference detections (masks from Python) so only the drawing is compared.
-        const npy::Array rb = fx::array(p + "boxes"), rms = fx::array(p + "mask_scores"), rm = fx::array(p + "masks");
+        const npy::Array rb = fx::array(p + "boxes"), rms = fx::array(p + "mask_scores"), rm = fx::array(p + "masks"),
+                         rc = fx::array(p + "classes");
         std::vector<Detection> dets(static_cast<size_t>(rb.shape[0]));
         const size_t plane = static_cast<size_t>(im.height) * im.width;
         for (size_t k = 0; k < dets.size(); ++k) {
@@ -196,22 +205,50 @@ TEST(fx_draw_matches_python) {
             d.y1 = rb.as<int32_t>()[k * 4 + 1];
             d.x2 = rb.as<int32_t>()[k * 4 + 2];
             d.y2 = rb.as<int32_t>()[k * 4 + 3];
+            d.class_id = rc.as<int32_t>()[k];
             d.mask_score = rms.as<float>()[k];
             d.mask.height = im.height;
             d.mask.width = im.width;
             d.mask.data.assign(rm.as<uint8_t>() + k * plane, rm.as<uint8_t>() + (k + 1) * plane);
         }
-        const Image drawn = draw_detections(im.view(), dets);
-        const npy::Array ref = fx::array(p + "drawn");
-        for (size_t q = 0; q < drawn.data.size(); ++q) diff += drawn.data[q] != ref.as<uint8_t>()[q];
+        DrawOptions plain;
+        plain.labels = false;
+        const Image drawn = draw_detections(im.view(), dets, plain);
+        DrawOptions text;
+        text.class_names = names;
+        const Image drawn_text = draw_detections(im.view(), dets, text);
+        // Where a label may be: OpenCV 5 (pip, the Python reference) renders the Hershey fonts with other
+        // glyph sizes than OpenCV 4 (Debian), so text pixels are compared only outside the label boxes.
+        std::vector<uint8_t> label_area(plane, 0);
+        for (const Detection& d : dets) {
+            int base = 0;
+            const int tw = cv::getTextSize(names[d.class_id] + ": 0.00", cv::FONT_HERSHEY_DUPLEX, 0.5, 1, &base).width;
+            const int y = std::max(d.y1, 18);
+            for (int yy = std::max(0, y - 22); yy <= std::min(im.height - 1, y + 2); ++yy) {
+                for (int xx = std::max(0, std::min(d.x1, im.width - 2 * tw) - 2); xx <= std::min(im.width - 1, d.x1 + 2 * tw); ++xx) {
+                    label_area[static_cast<size_t>(yy) * im.width + xx] = 1;
+                }
+            }
+        }
+        const npy::Array ref = fx::array(p + "drawn"), ref_text = fx::array(p + "drawn_text");
+        for (size_t q = 0; q < drawn.data.size(); ++q) {
+            diff += drawn.data[q] != ref.as<uint8_t>()[q];
+            const bool differs = drawn_text.data[q] != ref_text.as<uint8_t>()[q];
+            diff_text += differs;
+            diff_outside_labels += differs && !label_area[q / 3];
+        }
         total += static_cast<long long>(drawn.data.size());
     }
-    std::fprintf(stderr, "  drawing: %lld of %lld bytes differ\n", diff, total);
+    std::fprintf(stderr, "  drawing: %lld of %lld bytes differ without labels; with labels %lld inside the label boxes "
+                 "(OpenCV %s here, glyphs differ from OpenCV 5), %lld outside\n", diff, total, diff_text, CV_VERSION,
+                 diff_outside_labels);
     CHECK_EQ(diff, 0LL);
+    CHECK_EQ(diff_outside_labels, 0LL);
+    CHECK(diff_text > 0);  // labels were drawn
 }
 
 // The batched entry point: images of different sizes in one contract batch.
-TEST(fx_batch_views) {
+TEST_CASE("fx_batch_views") {
     BatchOutputs a = fx::contract(0), b = fx::contract(1);
     BatchOutputs both;
     both.resize(2, a.max_detections, a.proto_height, a.proto_width);
@@ -231,27 +268,26 @@ TEST(fx_batch_views) {
     const auto s1 = finalize(b.view(0), i1.height, i1.width, o);
     CHECK_EQ(r1.size(), s1.size());
     for (size_t k = 0; k < std::min(r1.size(), s1.size()); ++k) CHECK(r1[k].mask.data == s1[k].mask.data);
-    CHECK_THROWS(both.view(2), "out of range");
+    CHECK_THROWS_WITH(both.view(2), doctest::Contains("out of range"));
 }
 
 // Sidecars written by yolact_deploy.export.tensorrt_build.make_sidecar parse into the right fields.
-TEST(fx_sidecar_from_python) {
-    const json::Value* list = fx::manifest().find("sidecars");
-    CHECK(list && list->as_array().size() == 2);
-    if (!list) return;
-    for (const json::Value& name : list->as_array()) {
-        const EngineInfo info = load_engine_info(harness::fixture(name.as_string()));
-        const bool plugins = name.as_string().find("plugins") != std::string::npos;
+TEST_CASE("fx_sidecar_from_python") {
+    const json& list = fx::manifest().at("sidecars");
+    CHECK(list.size() == 2);
+    for (const std::string name : list) {
+        const EngineInfo info = load_engine_info(fx::path(name));
+        const bool plugins = name.find("plugins") != std::string::npos;
         CHECK_EQ(info.tensorrt.str(), std::string("10.3.0.26"));
         CHECK_EQ(info.compute_capability.str(), std::string("8.7"));
         CHECK_EQ(info.gpu_name, std::string("Orin"));
         CHECK_EQ(info.needs_plugins, plugins);
         CHECK_EQ(info.engine_sha256, std::string(64, 'e'));
-        CHECK_EQ(info.geometry.network_height, static_cast<int>(fx::manifest().find("network_size")->as_int()));
+        CHECK_EQ(info.geometry.network_height, static_cast<int>(fx::manifest().at("network_size").get<long long>()));
         CHECK(info.geometry.max_batch >= 1);
         CHECK(info.geometry.max_height >= info.geometry.network_height);
         CHECK_EQ(info.max_detections, 100);
-        CHECK_EQ(info.class_names.size(), fx::manifest().find("class_names")->as_array().size());
+        CHECK_EQ(info.class_names.size(), fx::manifest().at("class_names").size());
         CHECK_EQ(info.category_ids.size(), info.class_names.size());
         CHECK_EQ(info.precision, std::string("fp16"));
         if (plugins) {
@@ -267,8 +303,31 @@ TEST(fx_sidecar_from_python) {
         env.plugins_loaded = true;
         CHECK(check_compatibility(info, env).ok());
         std::fprintf(stderr, "  %s: TensorRT %s, cc %s, batch %d..%d, input %dx%d..%dx%d, plugins %s\n",
-                     name.as_string().c_str(), info.tensorrt.str().c_str(), info.compute_capability.str().c_str(),
+                     name.c_str(), info.tensorrt.str().c_str(), info.compute_capability.str().c_str(),
                      info.min_batch, info.geometry.max_batch, info.geometry.min_height, info.geometry.min_width,
                      info.geometry.max_height, info.geometry.max_width, info.needs_plugins ? "yes" : "no");
     }
+}
+
+// One schema, two validators: the C++ one accepts and rejects exactly the sidecars the Python one
+// (jsonschema) does, over a corpus of the real sidecars and edited ones (make_fixtures.py).
+TEST_CASE("fx_sidecar_corpus_agrees_with_python") {
+    const json& corpus = fx::manifest().at("sidecar_corpus");
+    CHECK(corpus.size() > 100);
+    int valid = 0, disagree = 0;
+    for (const json& entry : corpus) {
+        const json doc = json::parse(fx::read_text(fx::path(entry.at("file").get<std::string>())));
+        const std::vector<std::string> errors = sidecar_schema_errors(doc);
+        const bool python_valid = entry.at("valid").get<bool>();
+        valid += python_valid;
+        if (errors.empty() != python_valid) {
+            ++disagree;
+            MESSAGE(entry.at("file").get<std::string>() << " (" << entry.at("edit").get<std::string>() << "): Python says "
+                    << (python_valid ? "valid" : "invalid") << ", C++ " << (errors.empty() ? "valid" : errors[0]));
+        }
+    }
+    std::fprintf(stderr, "  sidecar corpus: %zu documents, %d valid; C++ and Python disagree on %d\n", corpus.size(), valid, disagree);
+    CHECK_EQ(disagree, 0);
+    CHECK(valid > 2);
+    CHECK(valid < static_cast<int>(corpus.size()) - 40);
 }

@@ -1,6 +1,7 @@
-// The C++ service over real loopback HTTP, with a backend that replays the Python reference's
-// engine outputs for the real images (no GPU here): JPEG uploads, dynamic batching, bounded queue,
-// bad requests and graceful shutdown.
+// The C++ service over real loopback HTTP (cpp-httplib), with a backend that replays the Python
+// reference's engine outputs for the real images (no GPU here): JPEG uploads, dynamic batching,
+// bounded queue, bad requests, connection closing after errors (no request smuggling) and graceful
+// shutdown. The client is raw sockets, so the bytes on the wire are exactly what the test says.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,13 +12,15 @@
 #include <cstring>
 #include <thread>
 
+#include <doctest/doctest.h>
+
 #include "fixtures.hpp"
-#include "http.hpp"
 #include "service.hpp"
 #include "yolact/codec.hpp"
 #include "yolact/rle.hpp"
 
 using namespace yolact;
+using nlohmann::json;
 
 namespace {
 
@@ -30,8 +33,8 @@ public:
             outputs_.push_back(fx::contract(i));
         }
         info_.geometry.max_batch = max_batch;
-        for (const auto& v : fx::manifest().find("class_names")->as_array()) info_.class_names.push_back(v.as_string());
-        for (const auto& v : fx::manifest().find("category_ids")->as_array()) info_.category_ids.push_back(static_cast<int>(v.as_int()));
+        info_.class_names = fx::manifest().at("class_names").get<std::vector<std::string>>();
+        info_.category_ids = fx::manifest().at("category_ids").get<std::vector<int>>();
     }
     const EngineInfo& info() const override { return info_; }
     BatchOutputs run(const std::vector<ImageView>& batch) override {
@@ -81,15 +84,16 @@ private:
     std::vector<BatchOutputs> outputs_;
 };
 
-struct Reply {
+struct Answer {
     int status = 0;
     std::string body;
+    int replies = 0;     // HTTP responses seen on the connection
+    std::string raw;
 };
 
-// A blocking one-request client (Connection: close).
-Reply request(int port, const std::string& method, const std::string& target, const std::string& body = "",
-              const std::string& content_type = "", bool send_length = true, const std::string& extra = "") {
-    Reply r;
+// Sends `wire` on one connection, half-closes, and reads until the server closes.
+Answer talk(int port, const std::string& wire) {
+    Answer r;
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -99,44 +103,58 @@ Reply request(int port, const std::string& method, const std::string& target, co
         ::close(fd);
         return r;
     }
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra;
-    if (!content_type.empty()) req += "Content-Type: " + content_type + "\r\n";
-    if (send_length) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    req += "\r\n" + body;
     size_t off = 0;
-    while (off < req.size()) {
-        const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    while (off < wire.size()) {
+        const ssize_t n = ::send(fd, wire.data() + off, wire.size() - off, MSG_NOSIGNAL);
         if (n <= 0) break;  // the server may answer (413) and close before reading everything
         off += static_cast<size_t>(n);
     }
-    std::string resp;
+    ::shutdown(fd, SHUT_WR);
     char buf[65536];
     ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) r.raw.append(buf, static_cast<size_t>(n));
     ::close(fd);
-    if (resp.compare(0, 9, "HTTP/1.1 ") == 0) r.status = std::atoi(resp.c_str() + 9);
-    const size_t head = resp.find("\r\n\r\n");
-    if (head != std::string::npos) r.body = resp.substr(head + 4);
+    for (size_t p = r.raw.find("HTTP/1.1 "); p != std::string::npos; p = r.raw.find("HTTP/1.1 ", p + 1)) ++r.replies;
+    if (r.raw.compare(0, 9, "HTTP/1.1 ") == 0) r.status = std::atoi(r.raw.c_str() + 9);
+    const size_t head = r.raw.find("\r\n\r\n");
+    if (head != std::string::npos) r.body = r.raw.substr(head + 4);
     return r;
 }
 
+std::string wire_request(const std::string& method, const std::string& target, const std::string& body = "",
+                         const std::string& content_type = "", bool send_length = true, const std::string& extra = "",
+                         bool close = true) {
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (close ? "Connection: close\r\n" : "") + extra;
+    if (!content_type.empty()) req += "Content-Type: " + content_type + "\r\n";
+    if (send_length) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    return req + "\r\n" + body;
+}
+
+// One request per connection (Connection: close).
+Answer request(int port, const std::string& method, const std::string& target, const std::string& body = "",
+               const std::string& content_type = "", bool send_length = true, const std::string& extra = "") {
+    return talk(port, wire_request(method, target, body, content_type, send_length, extra));
+}
+
 std::string jpeg_bytes(int i) {
-    return fx::read_text(fx::manifest().find("images")->as_array()[i].find("source")->as_string());
+    return fx::read_text(fx::manifest().at("images")[i].at("source").get<std::string>());
 }
 
 struct Running {
     ReplayBackend backend;
     DetectionService service;
-    http::Server server;
+    HttpServer server;
+    int port;
     std::thread thread;
-    Running(int max_batch, int delay_ms, ServiceOptions so, http::Limits limits)
+    Running(int max_batch, int delay_ms, ServiceOptions so, HttpLimits limits)
         : backend(max_batch, delay_ms),
           service(backend, so),
-          server("127.0.0.1", 0, limits, [this](const http::Request& r) { return service.handle(r); }),
+          server(service, limits),
+          port(server.bind("127.0.0.1", 0)),
           thread([this] { server.serve(); }) {}
     ~Running() { stop(); }
     void stop() {
-        server.stop();
+        server.stop_and_wait();
         if (thread.joinable()) thread.join();
         service.shutdown();
     }
@@ -144,7 +162,7 @@ struct Running {
 
 }  // namespace
 
-TEST(fx_service_jpeg_decode_matches_opencv) {
+TEST_CASE("fx_service_jpeg_decode_matches_opencv") {
     if (!codec_has_jpeg()) {
         std::fprintf(stderr, "  skipped: built without libjpeg\n");
         return;
@@ -163,21 +181,21 @@ TEST(fx_service_jpeg_decode_matches_opencv) {
     CHECK(max_diff <= 2);
 }
 
-TEST(fx_service_end_to_end) {
+TEST_CASE("fx_service_end_to_end") {
     if (!codec_has_jpeg()) return;
     ServiceOptions so;
     so.batch_window_us = 20000;
     so.max_queue = 64;
-    Running run(4, 0, so, http::Limits());
-    const int port = run.server.port();
-    Reply h = request(port, "GET", "/health");
+    Running run(4, 0, so, HttpLimits());
+    const int port = run.port;
+    Answer h = request(port, "GET", "/health");
     CHECK_EQ(h.status, 200);
     CHECK(h.body.find("\"status\":\"ok\"") != std::string::npos);
     CHECK_EQ(request(port, "GET", "/v1/model").status, 200);
 
     // All images at once from concurrent clients: they must be batched and each answer correct.
     const int n = fx::num_images();
-    std::vector<Reply> replies(n);
+    std::vector<Answer> replies(n);
     std::vector<std::thread> clients;
     for (int i = 0; i < n; ++i) {
         clients.emplace_back([&, i] {
@@ -192,18 +210,18 @@ TEST(fx_service_end_to_end) {
             std::fprintf(stderr, "  reply %d: %s\n", i, replies[i].body.c_str());
             continue;
         }
-        const json::Value v = json::parse(replies[i].body, "reply");
-        const json::Value& res = v.find("results")->as_array()[0];
-        const auto& dets = res.find("detections")->as_array();
+        const json v = json::parse(replies[i].body);
+        const json& res = v.at("results")[0];
+        const json& dets = res.at("detections");
         const std::string p = "ref_" + std::to_string(i) + "_";
         const npy::Array rb = fx::array(p + "boxes"), rc = fx::array(p + "classes"), rm = fx::array(p + "masks");
         CHECK_EQ(dets.size(), static_cast<size_t>(rb.shape[0]));
-        const int h_ = static_cast<int>(res.find("height")->as_int()), w_ = static_cast<int>(res.find("width")->as_int());
+        const int h_ = res.at("height").get<int>(), w_ = res.at("width").get<int>();
         for (size_t k = 0; k < std::min(dets.size(), static_cast<size_t>(rb.shape[0])); ++k) {
-            const auto& box = dets[k].find("box")->as_array();
-            for (int c = 0; c < 4; ++c) CHECK_EQ(box[c].as_int(), rb.as<int32_t>()[k * 4 + c]);
-            CHECK_EQ(dets[k].find("class_id")->as_int(), rc.as<int32_t>()[k]);
-            const Mask m = rle_decode(rle_from_string(dets[k].find("mask")->find("counts")->as_string()), h_, w_);
+            const json& box = dets[k].at("box");
+            for (int c = 0; c < 4; ++c) CHECK_EQ(box[c].get<int>(), rb.as<int32_t>()[k * 4 + c]);
+            CHECK_EQ(dets[k].at("class_id").get<int>(), rc.as<int32_t>()[k]);
+            const Mask m = rle_decode(rle_from_string(dets[k].at("mask").at("counts").get<std::string>()), h_, w_);
             const uint8_t* ref = rm.as<uint8_t>() + k * static_cast<size_t>(h_) * w_;
             size_t diff = 0;
             for (size_t q = 0; q < m.data.size(); ++q) diff += (m.data[q] != 0) != (ref[q] != 0);
@@ -216,21 +234,21 @@ TEST(fx_service_end_to_end) {
     CHECK(run.backend.largest_batch.load() > 1);  // concurrent requests were batched
     CHECK(run.backend.largest_batch.load() <= 4);
     // masks=0 leaves the RLE out.
-    const Reply nomask = request(port, "POST", "/v1/detect?masks=0", jpeg_bytes(0), "image/jpeg");
+    const Answer nomask = request(port, "POST", "/v1/detect?masks=0", jpeg_bytes(0), "image/jpeg");
     CHECK_EQ(nomask.status, 200);
     CHECK(nomask.body.find("\"counts\"") == std::string::npos);
 }
 
-TEST(fx_service_bad_requests) {
+TEST_CASE("fx_service_bad_requests") {
     ServiceOptions so;
     so.max_pixels = 1000 * 1000;
-    http::Limits limits;
+    HttpLimits limits;
     limits.max_body_bytes = 1 << 20;
     Running run(2, 0, so, limits);
-    const int port = run.server.port();
+    const int port = run.port;
     struct Case {
         const char* what;
-        Reply reply;
+        Answer reply;
         int want;
     } cases[] = {
         {"not an image", request(port, "POST", "/v1/detect", "hello world, not an image", "image/jpeg"), 400},
@@ -238,41 +256,48 @@ TEST(fx_service_bad_requests) {
         {"no content type", request(port, "POST", "/v1/detect", "abc"), 415},
         {"huge upload", request(port, "POST", "/v1/detect", std::string(3 << 20, 'x'), "image/jpeg"), 413},
         {"too many pixels", request(port, "POST", "/v1/detect", "P6\n5000 5000\n255\n" + std::string(64, '\0'), "image/x-portable-pixmap"), 413},
-        {"no length", request(port, "POST", "/v1/detect", "", "image/jpeg", false), 411},
-        {"chunked", request(port, "POST", "/v1/detect", "", "image/jpeg", false, "Transfer-Encoding: chunked\r\n"), 501},
+        {"no length, empty", request(port, "POST", "/v1/detect", "", "image/jpeg", false), 400},
+        {"chunked, empty", request(port, "POST", "/v1/detect", "0\r\n\r\n", "image/jpeg", false, "Transfer-Encoding: chunked\r\n"), 400},
         {"bad threshold", request(port, "POST", "/v1/detect?score_threshold=abc", "x", "image/jpeg"), 400},
         {"bad top_k", request(port, "POST", "/v1/detect?top_k=-1", "x", "image/jpeg"), 400},
         {"empty body", request(port, "POST", "/v1/detect", "", "image/jpeg"), 400},
         {"unknown route", request(port, "GET", "/nope"), 404},
         {"wrong method", request(port, "GET", "/v1/detect"), 405},
-        {"huge header", request(port, "GET", "/health", "", "", true, "X-Big: " + std::string(40000, 'a') + "\r\n"), 431},
+        {"huge header", request(port, "GET", "/health", "", "", true, "X-Big: " + std::string(40000, 'a') + "\r\n"), 400},
+        {"many headers", request(port, "GET", "/health", "", "", true, [] { std::string h; for (int i = 0; i < 3000; ++i) h += "X-" + std::to_string(i) + ": 1\r\n"; return h; }()), 400},
+        {"bad request line", talk(port, "GARBAGE\r\n\r\n"), 400},
+        {"long target", request(port, "GET", "/health?" + std::string(9000, 'q')), 414},
     };
     for (const Case& c : cases) {
-        CHECK_MSG(c.reply.status == c.want, c.what << ": got " << c.reply.status << " " << c.reply.body);
-        if (c.reply.status >= 400) CHECK_MSG(c.reply.body.find("\"message\"") != std::string::npos, c.what);
+        CHECK_MESSAGE(c.reply.status == c.want, c.what << ": got " << c.reply.status << " " << c.reply.body);
+        CHECK_MESSAGE(c.reply.replies == 1, c.what);
+        if (c.reply.status >= 400) {
+            CHECK_MESSAGE(c.reply.body.find("\"message\"") != std::string::npos, c.what << ": " << c.reply.body);
+            CHECK_MESSAGE(c.reply.raw.find("Connection: close") != std::string::npos, c.what);
+        }
     }
     // Still alive and well.
     CHECK_EQ(request(port, "GET", "/health").status, 200);
     if (codec_has_jpeg()) CHECK_EQ(request(port, "POST", "/v1/detect", jpeg_bytes(0), "image/jpeg").status, 200);
 }
 
-TEST(fx_service_overload_503_and_drain) {
+TEST_CASE("fx_service_overload_503_and_drain") {
     if (!codec_has_jpeg()) return;
     ServiceOptions so;
     so.max_queue = 2;
     so.batch_window_us = 0;
-    Running run(1, 150, so, http::Limits());  // slow backend, batch 1, queue 2
-    const int port = run.server.port();
+    Running run(1, 150, so, HttpLimits());  // slow backend, batch 1, queue 2
+    const int port = run.port;
     const std::string img = jpeg_bytes(0);
     const int n = 12;
-    std::vector<Reply> replies(n);
+    std::vector<Answer> replies(n);
     std::vector<std::thread> clients;
     for (int i = 0; i < n; ++i) {
         clients.emplace_back([&, i] { replies[i] = request(port, "POST", "/v1/detect", img, "image/jpeg"); });
     }
     for (auto& t : clients) t.join();
     int ok = 0, busy = 0, other = 0;
-    for (const Reply& r : replies) {
+    for (const Answer& r : replies) {
         if (r.status == 200) ++ok;
         else if (r.status == 503 && r.body.find("overloaded") != std::string::npos) ++busy;
         else ++other;
@@ -282,7 +307,7 @@ TEST(fx_service_overload_503_and_drain) {
     CHECK(busy > 0);
     CHECK(ok >= 3);  // the one running + the two queued at least
     // Graceful shutdown: requests in flight finish with 200, new ones are refused.
-    std::vector<Reply> inflight(2);
+    std::vector<Answer> inflight(2);
     std::thread a([&] { inflight[0] = request(port, "POST", "/v1/detect", img, "image/jpeg"); });
     std::thread b([&] { inflight[1] = request(port, "POST", "/v1/detect", img, "image/jpeg"); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -292,4 +317,52 @@ TEST(fx_service_overload_503_and_drain) {
     CHECK_EQ(inflight[0].status, 200);
     CHECK_EQ(inflight[1].status, 200);
     CHECK_EQ(request(port, "GET", "/health").status, 0);  // no longer listening
+}
+
+// Keep-alive works for good requests; an error reply closes the connection, so whatever follows a
+// rejected request (here hidden behind an oversized header block) is never run.
+TEST_CASE("fx_service_errors_close_the_connection") {
+    Running run(2, 0, ServiceOptions(), HttpLimits());
+    const int port = run.port;
+    const std::string health = wire_request("GET", "/health", "", "", false, "", false);
+    const Answer two = talk(port, health + health);
+    CHECK_EQ(two.replies, 2);
+    CHECK_EQ(two.status, 200);
+
+    const std::string hidden = wire_request("POST", "/v1/detect", jpeg_bytes(0), "image/jpeg", true, "", false);
+    const std::string smuggle = "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(20000, 'a') + "\r\n\r\n" + hidden;
+    const long long before = run.service.stats().requests;
+    const Answer a = talk(port, smuggle);
+    CHECK_EQ(a.replies, 1);
+    CHECK_EQ(a.status, 400);
+    CHECK(a.raw.find("Connection: close") != std::string::npos);
+    // The same behind an over-long single header line that cpp-httplib itself rejects (8 KiB per line).
+    HttpLimits roomy;
+    roomy.max_header_bytes = 1 << 20;
+    Running run2(2, 0, ServiceOptions(), roomy);
+    const Answer b = talk(run2.port, "GET /health HTTP/1.1\r\nX-Pad: " + std::string(9000, 'a') + "\r\n\r\n" + hidden);
+    CHECK_EQ(b.replies, 1);
+    CHECK_EQ(b.status, 400);
+    // A 404 and a 413 close too.
+    const Answer c = talk(port, wire_request("GET", "/nope", "", "", false, "", false) + hidden);
+    CHECK_EQ(c.replies, 1);
+    CHECK_EQ(c.status, 404);
+    CHECK_EQ(run.service.stats().requests, before);  // the hidden detect request never ran
+    CHECK_EQ(run2.service.stats().requests, 0);
+    CHECK_EQ(run.backend.batches.load(), 0);
+}
+
+// The fuzz target's entry point: bytes in, bytes out, same code path as a socket.
+TEST_CASE("fx_service_process_bytes") {
+    ReplayBackend backend(1);
+    DetectionService service(backend, ServiceOptions());
+    HttpServer server(service, HttpLimits());
+    const std::string out = server.process_bytes(wire_request("GET", "/health", "", "", false, "", false) +
+                                                 wire_request("GET", "/v1/model", "", "", false, "", false) + "JUNK\r\n\r\n" +
+                                                 wire_request("GET", "/health"));
+    CHECK(out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    size_t replies = 0;
+    for (size_t p = out.find("HTTP/1.1 "); p != std::string::npos; p = out.find("HTTP/1.1 ", p + 1)) ++replies;
+    CHECK_EQ(replies, 3u);  // health, model, 400 for the junk; nothing after it
+    CHECK(out.find("HTTP/1.1 400 Bad Request") != std::string::npos);
 }

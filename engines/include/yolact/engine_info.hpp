@@ -1,12 +1,14 @@
-// The engine sidecar JSON (written next to every engine by yolact-export --to trt) and the checks
-// that an engine can run here: TensorRT version, GPU compute capability, plugin library.
+// The engine sidecar JSON (written next to every engine by yolact-export --to trt; its JSON Schema is
+// yolact_deploy/deploy/schemas/engine_sidecar.schema.json) and the checks that an engine can run
+// here: TensorRT version, GPU compute capability, plugin library.
 // Pure C++: the checks take the runtime environment as data, so they are tested without a GPU.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "yolact/json.hpp"
+#include <nlohmann/json.hpp>
+
 #include "yolact/preprocess.hpp"
 
 namespace yolact {
@@ -21,7 +23,7 @@ struct Version {
 
 struct ComputeCapability {
     int major = -1, minor = 0;
-    static ComputeCapability parse(const json::Value& v);  // "8.7", "sm_87", 87, 8.7, [8, 7]
+    static ComputeCapability parse(const std::string& text);  // "8.7" or "sm_87"; throws Error
     bool valid() const { return major >= 0; }
     std::string str() const;
 };
@@ -33,6 +35,7 @@ struct EngineInfo {
     Version tensorrt;                    // required
     ComputeCapability compute_capability;  // required unless hardware_compatibility == ampere_plus
     std::string gpu_name;
+    // Not recorded by the sidecar writer yet (builds use neither): for callers that know better.
     std::string hardware_compatibility = "none";  // none | ampere_plus | same_compute_capability
     bool version_compatible = false;
 
@@ -55,10 +58,11 @@ struct EngineInfo {
     std::vector<int> category_ids;
     bool mask_rescoring = false;
 
-    json::Value document;  // everything, for callers that need more
+    nlohmann::json document;  // everything, for callers that need more
 };
 
-// Parses a sidecar document. Throws Error naming the missing/invalid field and the source.
+// Parses a sidecar document: JSON, then the schema (validate_sidecar), then the checks the schema
+// cannot state. Throws Error "<source>: ..." naming the offending field.
 EngineInfo parse_engine_info(const std::string& text, const std::string& source = "sidecar");
 EngineInfo load_engine_info(const std::string& path);
 
