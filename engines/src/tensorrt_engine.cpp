@@ -3,6 +3,7 @@
 #include "yolact/tensorrt.hpp"
 #include "yolact/sha256.hpp"
 
+#include <NvInferPlugin.h>
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
@@ -199,6 +200,14 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+void init_nvidia_plugins() {
+    // NVIDIA's plugins (libnvinfer_plugin): the ONNX parser turns DeformConv into ModulatedDeformConv2d,
+    // so a portable YOLACT++ engine cannot deserialize before they are registered. Once per process;
+    // the logger is the process-wide one, which outlives every engine.
+    static const bool ok = initLibNvInferPlugins(&logger(), "");
+    if (!ok) throw Error("TensorRT: initLibNvInferPlugins failed (see the [TensorRT] message above)");
+}
+
 void load_plugin_library(const std::string& path) {
     PluginState& s = plugin_state();
     std::lock_guard<std::mutex> lock(s.mutex);
@@ -378,6 +387,7 @@ std::unique_ptr<TensorRTEngine> TensorRTEngine::load(const std::string& path, co
     // The runtime first: it sets up TensorRT's logger before plugins are loaded.
     impl->runtime.reset(nvinfer1::createInferRuntime(logger()));
     if (!impl->runtime) throw Error("TensorRT: createInferRuntime failed");
+    init_nvidia_plugins();
     // Plugin library: explicit path, else $YOLACT_PLUGINS_LIB, else where the sidecar says it was.
     std::string plugin = options.plugin_library;
     if (plugin.empty() && impl->info.needs_plugins) {

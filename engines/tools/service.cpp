@@ -383,7 +383,7 @@ HttpServer::HttpServer(DetectionService& service, const HttpLimits& limits) : se
     // More threads than allowed connections: the extra ones answer 503 at once instead of queueing.
     const size_t threads = static_cast<size_t>(std::max(1, limits.max_connections)) + 4;
     new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    const auto route = [this](const Reply& r, httplib::Response& res) { send_reply(r, res); };
+    const auto route = [](const Reply& r, httplib::Response& res) { send_reply(r, res); };
     Get("/health", [this, route](const httplib::Request&, httplib::Response& res) { route(service_.health(), res); });
     Get("/v1/model", [this, route](const httplib::Request&, httplib::Response& res) { route(service_.model(), res); });
     Post("/v1/detect", [this, route](const httplib::Request& req, httplib::Response& res) { route(service_.detect(req), res); });

@@ -10,17 +10,14 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "yolact/codec.hpp"
 #include "yolact/draw.hpp"
 #include "yolact/results.hpp"
 #include "yolact/tensorrt.hpp"
 
 namespace {
-
-const char* kUsage =
-    "usage: yolact_infer --engine FILE.plan [--sidecar FILE.json] [--plugins libyolact_plugins.so]\n"
-    "                    [--score-threshold 0.15] [--top-k 15] [--batch N] [--device 0]\n"
-    "                    [--output DIR] [--json FILE] image...\n";
 
 struct Args {
     std::string engine, sidecar, plugins, output, json;
@@ -29,40 +26,29 @@ struct Args {
     std::vector<std::string> images;
 };
 
-[[noreturn]] void usage_error(const std::string& msg) {
-    std::fprintf(stderr, "error: %s\n%s", msg.c_str(), kUsage);
-    std::exit(2);
-}
-
+// CLI11; a usage error is one line "error: ..." and exit code 2, as every yolact tool.
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage_error(k + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&](const std::string& v) {
-            char* end = nullptr;
-            const double d = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end) usage_error(k + " needs a number, got '" + v + "'");
-            return d;
-        };
-        if (k == "-h" || k == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
-        else if (k == "--engine") a.engine = value();
-        else if (k == "--sidecar") a.sidecar = value();
-        else if (k == "--plugins") a.plugins = value();
-        else if (k == "--output" || k == "-o") a.output = value();
-        else if (k == "--json") a.json = value();
-        else if (k == "--score-threshold") a.score_threshold = static_cast<float>(number(value()));
-        else if (k == "--top-k") a.top_k = static_cast<int>(number(value()));
-        else if (k == "--batch") a.batch = static_cast<int>(number(value()));
-        else if (k == "--device") a.device = static_cast<int>(number(value()));
-        else if (!k.empty() && k[0] == '-') usage_error("unknown option " + k);
-        else a.images.push_back(k);
+    CLI::App app{"yolact_infer: run a TensorRT engine on image files", "yolact_infer"};
+    app.add_option("--engine", a.engine, "engine file (.plan)")->required()->check(CLI::ExistingFile);
+    app.add_option("--sidecar", a.sidecar, "sidecar JSON (default: next to the engine)");
+    app.add_option("--plugins", a.plugins, "libyolact_plugins.so (plugin-flavour engines)");
+    app.add_option("--score-threshold", a.score_threshold, "keep detections scoring above")->check(CLI::Range(0.f, 1.f))->capture_default_str();
+    app.add_option("--top-k", a.top_k, "at most this many per image")->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--batch", a.batch, "images per batch (default: the engine's max)")->check(CLI::NonNegativeNumber);
+    app.add_option("--device", a.device, "CUDA device")->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("-o,--output", a.output, "folder for the drawn images");
+    app.add_option("--json", a.json, "COCO results file");
+    app.add_option("images", a.images, "image files")->required();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        std::exit(0);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "error: %s (yolact_infer --help)\n", e.what());
+        std::exit(2);
     }
-    if (a.engine.empty()) usage_error("--engine is required");
-    if (a.images.empty()) usage_error("no images given");
     return a;
 }
 
@@ -128,7 +114,9 @@ int main(int argc, char** argv) {
                 if (!args.output.empty()) {
                     const std::string dest = args.output + "/" + base_name(args.images[i]) +
                                              (yolact::codec_has_png() ? ".png" : ".ppm");
-                    yolact::write_image(dest, yolact::draw_detections(im.view(), dets).view());
+                    yolact::DrawOptions draw;
+                    draw.class_names = info.class_names;
+                    yolact::write_image(dest, yolact::draw_detections(im.view(), dets, draw).view());
                     std::printf("wrote %s\n", dest.c_str());
                 }
             }

@@ -12,60 +12,40 @@
 #include <string>
 #include <thread>
 
-#include "http.hpp"
+#include <CLI/CLI.hpp>
+
 #include "service.hpp"
 #include "yolact/tensorrt.hpp"
-
-namespace {
-
-const char* kUsage =
-    "usage: yolact_server --engine FILE.plan [--sidecar FILE.json] [--plugins libyolact_plugins.so]\n"
-    "                     [--host 127.0.0.1] [--port 8080] [--device 0] [--max-batch N]\n"
-    "                     [--batch-window-ms 2] [--max-queue 64] [--max-body-mb 20]\n"
-    "                     [--max-connections 64] [--score-threshold 0]\n";
-
-[[noreturn]] void usage_error(const std::string& msg) {
-    std::fprintf(stderr, "error: %s\n%s", msg.c_str(), kUsage);
-    std::exit(2);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     std::string engine_path, sidecar, plugins, host = "127.0.0.1";
     int port = 8080, device = 0;
-    double max_body_mb = 20;
+    double max_body_mb = 20, batch_window_ms = 2;
     yolact::ServiceOptions sopts;
-    yolact::http::Limits limits;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage_error(k + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&]() {
-            const std::string v = value();
-            char* end = nullptr;
-            const double d = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end || d < 0) usage_error(k + " needs a non-negative number, got '" + v + "'");
-            return d;
-        };
-        if (k == "-h" || k == "--help") { std::fputs(kUsage, stdout); return 0; }
-        else if (k == "--engine") engine_path = value();
-        else if (k == "--sidecar") sidecar = value();
-        else if (k == "--plugins") plugins = value();
-        else if (k == "--host") host = value();
-        else if (k == "--port") port = static_cast<int>(number());
-        else if (k == "--device") device = static_cast<int>(number());
-        else if (k == "--max-batch") sopts.max_batch = static_cast<int>(number());
-        else if (k == "--batch-window-ms") sopts.batch_window_us = static_cast<int>(number() * 1000);
-        else if (k == "--max-queue") sopts.max_queue = static_cast<size_t>(number());
-        else if (k == "--max-body-mb") max_body_mb = number();
-        else if (k == "--max-connections") limits.max_connections = static_cast<int>(number());
-        else if (k == "--score-threshold") sopts.score_threshold = static_cast<float>(number());
-        else usage_error("unknown option " + k);
+    yolact::HttpLimits limits;
+    CLI::App app{"yolact_server: HTTP detection service on a TensorRT engine", "yolact_server"};
+    app.add_option("--engine", engine_path, "engine file (.plan)")->required()->check(CLI::ExistingFile);
+    app.add_option("--sidecar", sidecar, "sidecar JSON (default: next to the engine)");
+    app.add_option("--plugins", plugins, "libyolact_plugins.so (plugin-flavour engines)");
+    app.add_option("--host", host, "address to listen on")->capture_default_str();
+    app.add_option("--port", port, "port")->check(CLI::Range(0, 65535))->capture_default_str();
+    app.add_option("--device", device, "CUDA device")->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--max-batch", sopts.max_batch, "largest batch (0: the engine's)")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch-window-ms", batch_window_ms, "how long a request waits for company")->check(CLI::Range(0.0, 1000.0))->capture_default_str();
+    app.add_option("--max-queue", sopts.max_queue, "queued images before 503")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--max-body-mb", max_body_mb, "largest upload (413 past it)")->check(CLI::Range(0.001, 1024.0))->capture_default_str();
+    app.add_option("--max-connections", limits.max_connections, "open connections before 503")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--score-threshold", sopts.score_threshold, "default score threshold")->check(CLI::Range(0.f, 1.f))->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "error: %s (yolact_server --help)\n", e.what());
+        return 2;
     }
-    if (engine_path.empty()) usage_error("--engine is required");
+    sopts.batch_window_us = static_cast<int>(batch_window_ms * 1000);
     limits.max_body_bytes = static_cast<size_t>(max_body_mb * 1024 * 1024);
 
     // Signals go to a dedicated thread (sigwait), never interrupting the workers.
@@ -81,17 +61,17 @@ int main(int argc, char** argv) {
         eopts.device = device;
         auto engine = yolact::TensorRTEngine::load(engine_path, eopts);
         yolact::DetectionService service(*engine, sopts);
-        yolact::http::Server server(host, port, limits,
-                                    [&service](const yolact::http::Request& r) { return service.handle(r); });
+        yolact::HttpServer server(service, limits);
+        const int bound = server.bind(host, port);
         std::thread waiter([&] {
             int sig = 0;
             sigwait(&signals, &sig);
             std::fprintf(stderr, "yolact_server: signal %d: draining\n", sig);
-            server.stop();
+            server.stop_and_wait();
         });
         std::fprintf(stderr, "yolact_server: listening on http://%s:%d (max batch %d, queue %zu)\n", host.c_str(),
-                     server.port(), service.max_batch(), sopts.max_queue);
-        server.serve();    // returns after stop(), once open connections are done
+                     bound, service.max_batch(), sopts.max_queue);
+        server.serve();      // returns after stop(), once open connections are done
         service.shutdown();  // finish anything still queued
         waiter.join();
         std::fprintf(stderr, "yolact_server: stopped\n");

@@ -22,6 +22,10 @@ struct EngineOptions {
     bool strict_plugin = true;     // a plugin library other than the one built with (sha256) is an error
 };
 
+// Registers NVIDIA's own plugins (libnvinfer_plugin: ModulatedDeformConv2d, the DeformConv of portable
+// YOLACT++ engines) once per process; TensorRTEngine::load calls it. Throws Error when it fails.
+void init_nvidia_plugins();
+
 // Loads the plugin library into TensorRT's plugin registry once per process (later calls with the
 // same path are no-ops). Throws Error when the file is missing or is not a TensorRT plugin library.
 void load_plugin_library(const std::string& path);
