@@ -56,7 +56,10 @@ def tiny_onnx(path, precision='fp32', plugin_ops=(), qdq=False, input_dims=('bat
 
 
 def info_for(precision='fp32', plugin_ops=(), qdq=False):
-    return tb.OnnxInfo('m.onnx', {'precision': precision, 'input': {'network_size': [550, 550]}},
+    meta = {'precision': precision, 'input': {'network_size': [550, 550]}, 'graph': 'end_to_end',
+            'flavour': 'plugins' if plugin_ops else 'portable', 'preset': 'tiny',
+            'class_names': ['a', 'b'], 'category_ids': [1, 2]}
+    return tb.OnnxInfo('m.onnx', meta,
                        list(plugin_ops), qdq, ['batch', 'height', 'width', 3], '0' * 64)
 
 

@@ -60,9 +60,11 @@ def read_sidecar(engine_path: str, sidecar: Optional[str] = None) -> dict:
     if int(data.get('schema', 0)) > SIDECAR_SCHEMA:
         raise EngineError(f'{path} uses sidecar schema {data.get("schema")}; this yolact-deploy reads '
                           f'up to {SIDECAR_SCHEMA}: upgrade yolact-deploy')
-    for key in ('tensorrt_version', 'gpu', 'profiles', 'model'):
-        if key not in data:
-            raise EngineError(f'{path} lacks {key!r}: corrupt or hand-made sidecar')
+    from ..deploy.sidecar_schema import SidecarError, validate_sidecar
+    try:
+        validate_sidecar(data)     # the schema the C++ runtime checks too
+    except SidecarError as exc:
+        raise EngineError(f'{path}: {exc}') from None
     return data
 
 
