@@ -1,3 +1,8 @@
+// GCC 12 reports a false -Wmaybe-uninitialized inside libstdc++'s <regex> (std::function in its
+// NFA states) when building with -O1 + sanitizers; the warning is off for this file only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "yolact/sidecar_schema.hpp"
 
 #include <cmath>

@@ -54,9 +54,21 @@ struct Fixture {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static Fixture* f = new Fixture();  // one service for the whole run (its worker thread stays)
     const std::string out = f->server.process_bytes(std::string(reinterpret_cast<const char*>(data), size));
-    // After an error status nothing else may be answered on this connection.
-    for (size_t p = out.find("HTTP/1.1 "); p != std::string::npos; p = out.find("HTTP/1.1 ", p + 1)) {
-        if (out.size() >= p + 12 && out[p + 9] >= '4' && out.find("HTTP/1.1 ", p + 1) != std::string::npos) std::abort();
+    // Walk the replies (status line, headers, Content-Length body): after an error status nothing else
+    // may be answered on this connection, and every reply must be well-formed.
+    size_t pos = 0;
+    while (pos < out.size()) {
+        if (out.compare(pos, 9, "HTTP/1.1 ") != 0) std::abort();
+        const int status = std::atoi(out.c_str() + pos + 9);
+        const size_t head_end = out.find("\r\n\r\n", pos);
+        if (head_end == std::string::npos) std::abort();
+        size_t length = 0;
+        const size_t cl = out.find("Content-Length: ", pos);
+        if (cl != std::string::npos && cl < head_end) length = std::strtoul(out.c_str() + cl + 16, nullptr, 10);
+        pos = head_end + 4;
+        // A reply to HEAD has Content-Length but no body.
+        if (status >= 200 && (pos + length == out.size() || out.compare(pos + length, 9, "HTTP/1.1 ") == 0)) pos += length;
+        if (status >= 400 && pos < out.size()) std::abort();
     }
     return 0;
 }
