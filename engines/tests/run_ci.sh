@@ -58,7 +58,7 @@ fuzz() {  # name, seconds, max_len, seed files...
   (cd "$BUILD/fuzz" && "$BUILD/fuzz/tests/fuzz/$name" -max_total_time="$secs" -max_len="$len" -timeout=10 \
       -print_final_stats=1 "$corpus" "$seeds" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)|SUMMARY" || true)
   local crashes
-  crashes=$(ls "$BUILD/fuzz"/crash-* "$BUILD/fuzz"/leak-* "$BUILD/fuzz"/timeout-* 2>/dev/null | wc -l)
+  crashes=$(find "$BUILD/fuzz" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \) | wc -l)
   if [ "$crashes" != 0 ]; then echo "fuzz $name found $crashes failing inputs in $BUILD/fuzz"; exit 1; fi
   summary+=("fuzz $name: ${secs}s under ASan/UBSan, no crash")
 }

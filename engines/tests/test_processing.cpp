@@ -397,8 +397,9 @@ TEST_CASE("fx_sidecar_corpus_agrees_with_python") {
         valid += python_valid;
         if (errors.empty() != python_valid) {
             ++disagree;
+            const std::string py = python_valid ? "valid" : "invalid", cpp = errors.empty() ? "valid" : errors[0];
             MESSAGE(entry.at("file").get<std::string>() << " (" << entry.at("edit").get<std::string>() << "): Python says "
-                    << (python_valid ? "valid" : "invalid") << ", C++ " << (errors.empty() ? "valid" : errors[0]));
+                    << py << ", C++ " << cpp);
         }
     }
     std::fprintf(stderr, "  sidecar corpus: %zu documents, %d valid; C++ and Python disagree on %d\n", corpus.size(), valid, disagree);
