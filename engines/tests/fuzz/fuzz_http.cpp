@@ -67,7 +67,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (cl != std::string::npos && cl < head_end) length = std::strtoul(out.c_str() + cl + 16, nullptr, 10);
         pos = head_end + 4;
         // A reply to HEAD has Content-Length but no body.
-        if (status >= 200 && (pos + length == out.size() || out.compare(pos + length, 9, "HTTP/1.1 ") == 0)) pos += length;
+        if (status >= 200 && pos + length <= out.size() &&
+            (pos + length == out.size() || out.compare(pos + length, 9, "HTTP/1.1 ") == 0)) {
+            pos += length;
+        }
         if (status >= 400 && pos < out.size()) std::abort();
     }
     return 0;
