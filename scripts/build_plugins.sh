@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the plugin libraries into <build-dir>/lib (default build/plugins/lib):
 #   libyolact_plugins_cpu.so  always (CPU instance, C API for Python and ONNX Runtime)
-#   libyolact_plugins.so      when nvcc and TensorRT headers are found (TensorRT plugins)
-# Usage: scripts/build_plugins.sh [--trt-include DIR] [--archs "87;90"] [--asan] [--cpu-only]
+#   libyolact_plugins_cuda.so when nvcc is found (CUDA instance, same C API, no TensorRT)
+#   libyolact_plugins.so, libyolact_plugins_static.so  when nvcc and TensorRT headers are found
+#                             (TensorRT plugins: loadLibrary / registration on dlopen, plugins/README.md)
+# Usage: scripts/build_plugins.sh [--trt-include DIR] [--archs "87"] [--asan] [--cpu-only]
 #                                 [--build-dir DIR] [-j N]
 # Point Python at the result with YOLACT_PLUGINS_DIR=<build-dir>/lib (build/plugins/lib is searched
 # by default).
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
     --cpu-only) args+=(-DYOLACT_ENABLE_CUDA=OFF); shift ;;
     --build-dir) build="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "build_plugins.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -22,6 +22,15 @@
 namespace yd
 {
 
+// Two (keys, vals) buffers of the same length for segmentedStableSortDesc; current (0 or 1) names
+// the one holding the data.
+struct SortBuffers
+{
+    float* keys[2];
+    int32_t* vals[2];
+    int32_t current;
+};
+
 #if defined(__CUDACC__)
 struct CudaExec
 {

@@ -1,8 +1,10 @@
 // CPU implementations of the scratch-using primitives (see yd_primitives_cuda.cuh for the GPU ones).
 // Contracts, identical on both backends:
-//   segmentedStableSortDesc: for each segment s, items [begin[s], end[s]) of (keysIn, valsIn) are
-//     written to (keysOut, valsOut) at the same positions, sorted by key descending; equal keys keep
-//     their input order. Keys must not be NaN. Items outside every segment are left untouched.
+//   segmentedStableSortDesc(buffers): for each segment s, items [begin[s], end[s)) of the current
+//     (keys, vals) pair are sorted by key descending into one of the two buffers, equal keys keeping
+//     their input order; buffers.current then names the buffer that holds the result (which one is
+//     the backend's choice: CUB's double-buffer mode picks it from its pass count). Keys must not be
+//     NaN. Items outside every segment are unspecified afterwards in both buffers.
 //   exclusiveScan: out[i] = in[0] + ... + in[i-1], out[0] = 0.
 #pragma once
 
@@ -15,10 +17,13 @@
 namespace yd
 {
 
-inline Status segmentedStableSortDesc(CpuExec, float const* keysIn, float* keysOut, int32_t const* valsIn,
-    int32_t* valsOut, int64_t /*numItems*/, int64_t numSegments, int32_t const* begin, int32_t const* end,
-    void* /*temp*/, size_t /*tempBytes*/)
+inline Status segmentedStableSortDesc(CpuExec, SortBuffers& buf, int64_t /*numItems*/, int64_t numSegments,
+    int32_t const* begin, int32_t const* end, void* /*temp*/, size_t /*tempBytes*/)
 {
+    float const* keysIn = buf.keys[buf.current];
+    int32_t const* valsIn = buf.vals[buf.current];
+    float* keysOut = buf.keys[1 - buf.current];
+    int32_t* valsOut = buf.vals[1 - buf.current];
     std::vector<int32_t> order;
     for (int64_t s = 0; s < numSegments; ++s)
     {
@@ -37,6 +42,7 @@ inline Status segmentedStableSortDesc(CpuExec, float const* keysIn, float* keysO
             valsOut[i] = valsIn[order[static_cast<size_t>(i - b)]];
         }
     }
+    buf.current = 1 - buf.current;
     return kSUCCESS;
 }
 

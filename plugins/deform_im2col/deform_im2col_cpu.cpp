@@ -1,6 +1,6 @@
 // CPU instance of YolactDeformIm2col: the core of deform_im2col_core.h on Thrust's CPP backend.
 #include "deform_im2col_core.h"
-#include "yd_capi.h"
+#include "deform_im2col_capi.h"
 #include "yd_capi_internal.h"
 
 #include <exception>

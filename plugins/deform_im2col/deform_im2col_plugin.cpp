@@ -1,4 +1,5 @@
 #include "deform_im2col_plugin.h"
+#include "yd_trt_registry.h"
 #include "yd_cuda_api.h"
 
 #include <cstring>
@@ -313,5 +314,13 @@ char const* DeformIm2colCreator::getPluginNamespace() const noexcept
     return kPluginNamespace;
 }
 
+} // namespace trt
+} // namespace yd
+
+namespace yd
+{
+namespace trt
+{
+YD_TRT_REGISTER_CREATOR(DeformIm2colCreator)
 } // namespace trt
 } // namespace yd

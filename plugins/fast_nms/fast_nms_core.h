@@ -324,25 +324,29 @@ Status fastNms(Exec exec, FastNmsParams const& p, typename St::type const* boxes
     forEach(exec, B * S * N,
         KeyFunctor<St>{p, S, scores, i32(kNMS_COUNT), i32(kNMS_CAND), f32(kNMS_BEST), f32(kNMS_KEYS1_IN),
             i32(kNMS_VALS1_IN)});
-    s = segmentedStableSortDesc(exec, f32(kNMS_KEYS1_IN), f32(kNMS_KEYS1_OUT), i32(kNMS_VALS1_IN), i32(kNMS_VALS1_OUT),
-        B * S * N, B * S, i32(kNMS_SEG1_BEGIN), i32(kNMS_SEG1_END), ws.temp, ws.tempBytes);
+    SortBuffers sort1{{f32(kNMS_KEYS1_IN), f32(kNMS_KEYS1_OUT)}, {i32(kNMS_VALS1_IN), i32(kNMS_VALS1_OUT)}, 0};
+    s = segmentedStableSortDesc(
+        exec, sort1, B * S * N, B * S, i32(kNMS_SEG1_BEGIN), i32(kNMS_SEG1_END), ws.temp, ws.tempBytes);
     if (s != kSUCCESS)
     {
         return s;
     }
+    float const* sortedKeys = sort1.keys[sort1.current];
+    int32_t const* sortedVals = sort1.vals[sort1.current];
     forEach(exec, B * S * k,
-        SuppressFunctor<St>{p, S, k, boxes, i32(kNMS_COUNT), f32(kNMS_KEYS1_OUT), i32(kNMS_VALS1_OUT),
-            f32(kNMS_KEYS2_IN), i32(kNMS_VALS2_IN)});
-    s = segmentedStableSortDesc(exec, f32(kNMS_KEYS2_IN), f32(kNMS_KEYS2_OUT), i32(kNMS_VALS2_IN), i32(kNMS_VALS2_OUT),
-        B * S * k, B, i32(kNMS_SEG2_BEGIN), i32(kNMS_SEG2_END), ws.temp, ws.tempBytes);
+        SuppressFunctor<St>{p, S, k, boxes, i32(kNMS_COUNT), sortedKeys, sortedVals, f32(kNMS_KEYS2_IN),
+            i32(kNMS_VALS2_IN)});
+    SortBuffers sort2{{f32(kNMS_KEYS2_IN), f32(kNMS_KEYS2_OUT)}, {i32(kNMS_VALS2_IN), i32(kNMS_VALS2_OUT)}, 0};
+    s = segmentedStableSortDesc(
+        exec, sort2, B * S * k, B, i32(kNMS_SEG2_BEGIN), i32(kNMS_SEG2_END), ws.temp, ws.tempBytes);
     if (s != kSUCCESS)
     {
         return s;
     }
     forEach(exec, B * p.maxDetections,
-        OutputFunctor<St>{p, S, k, boxes, f32(kNMS_KEYS2_OUT), i32(kNMS_VALS2_OUT), i32(kNMS_VALS1_OUT),
+        OutputFunctor<St>{p, S, k, boxes, sort2.keys[sort2.current], sort2.vals[sort2.current], sortedVals,
             i32(kNMS_BEST_CLASS), out});
-    forEach(exec, B, NumDetectionsFunctor{S * k, p.maxDetections, f32(kNMS_KEYS2_OUT), out.numDetections});
+    forEach(exec, B, NumDetectionsFunctor{S * k, p.maxDetections, sort2.keys[sort2.current], out.numDetections});
     return kSUCCESS;
 }
 

@@ -3,7 +3,7 @@
 #include "yd_primitives_cpu.h" // before the core: the primitives it calls for CpuExec
 
 #include "fast_nms_core.h"
-#include "yd_capi.h"
+#include "fast_nms_capi.h"
 #include "yd_capi_internal.h"
 
 #include <exception>
@@ -42,7 +42,7 @@ extern "C" int32_t yd_fast_nms_cpu(int32_t dtype, void const* boxes, void const*
     void* out_boxes, void* out_scores, int32_t* out_classes, int32_t* out_indices)
 {
     yd::FastNmsParams const p{batch, num_priors, num_classes, conf_thresh, iou_threshold, top_k, max_detections,
-        cross_class != 0, second_threshold != 0};
+        cross_class != 0 ? 1 : 0, second_threshold != 0 ? 1 : 0};
     if (yd::checkFastNmsParams(p) != yd::kSUCCESS)
     {
         return yd::fail(yd::kBAD_ARGUMENT,
@@ -81,7 +81,7 @@ extern "C" int32_t yd_fast_nms_cpu(int32_t dtype, void const* boxes, void const*
 extern "C" int64_t yd_fast_nms_scratch_bytes(
     int64_t batch, int64_t num_priors, int64_t num_classes, int32_t top_k, int32_t cross_class)
 {
-    yd::FastNmsParams const p{batch, num_priors, num_classes, 0.f, 0.f, top_k, 1, cross_class != 0, false};
+    yd::FastNmsParams const p{batch, num_priors, num_classes, 0.f, 0.f, top_k, 1, cross_class != 0 ? 1 : 0, 0};
     if (yd::checkFastNmsParams(p) != yd::kSUCCESS)
     {
         return -1;

@@ -2,8 +2,11 @@
 // (segmented sort, scan) with all scratch memory in the caller's workspace.
 #include "yd_primitives_cuda.cuh" // before the core: the primitives it calls for CudaExec
 
+#include "fast_nms_capi.h"
 #include "fast_nms_core.h"
+#include "yd_capi_internal.h"
 #include "yd_cuda_api.h"
+#include "yd_cuda_errors.h"
 
 namespace yd
 {
@@ -12,25 +15,36 @@ namespace gpu
 namespace
 {
 
-size_t tempBytes(FastNmsParams const& p)
+bool tempBytes(FastNmsParams const& p, size_t& bytes)
 {
     int64_t const s = nmsSegmentsPerImage(p);
     int64_t const k = nmsListLength(p);
-    size_t const sort1 = segmentedSortTempBytes(p.batch * s * p.numPriors, p.batch * s);
-    size_t const sort2 = segmentedSortTempBytes(p.batch * s * k, p.batch);
-    size_t const scan = exclusiveScanTempBytes(p.batch * p.numPriors);
-    return ydMax(ydMax(sort1, sort2), scan);
+    size_t sort1 = 0, sort2 = 0, scan = 0;
+    bool const ok = segmentedSortTempBytes(p.batch * s * p.numPriors, p.batch * s, sort1)
+        && segmentedSortTempBytes(p.batch * s * k, p.batch, sort2) && exclusiveScanTempBytes(p.batch * p.numPriors, scan);
+    bytes = ydMax(ydMax(sort1, sort2), scan);
+    return ok;
 }
 
 } // namespace
 
-size_t fastNmsWorkspaceBytes(FastNmsParams const& p)
+Status fastNmsWorkspaceBytes(FastNmsParams const& p, size_t& bytes)
 {
-    if (checkFastNmsParams(p) != kSUCCESS)
+    bytes = 0;
+    Status const s = checkFastNmsParams(p);
+    if (s != kSUCCESS)
     {
-        return 0;
+        return s;
     }
-    return fastNmsCarve(p, tempBytes(p), nullptr, nullptr);
+    size_t temp = 0;
+    ClearStaleError const clear; // CUB's size query reports any pending error as its own
+    if (!tempBytes(p, temp))
+    {
+        takeLaunchError();
+        return kBACKEND_ERROR;
+    }
+    bytes = fastNmsCarve(p, temp, nullptr, nullptr);
+    return kSUCCESS;
 }
 
 Status fastNms(FastNmsParams const& p, DType dtype, void const* boxes, void const* scores, void* workspace,
@@ -44,8 +58,17 @@ Status fastNms(FastNmsParams const& p, DType dtype, void const* boxes, void cons
         {
             return s;
         }
+        ClearStaleError const clear;
+        size_t temp = 0;
+        if (!tempBytes(p, temp))
+        {
+            takeLaunchError();
+            return kBACKEND_ERROR;
+        }
+        // workspaceBytes is what the caller really has (the plugin: getWorkspaceSize at the profile
+        // maximum); this call's shapes must fit in it.
         FastNmsWorkspace ws{};
-        if (fastNmsCarve(p, tempBytes(p), workspace, &ws) > workspaceBytes)
+        if (fastNmsCarve(p, temp, workspace, &ws) > workspaceBytes)
         {
             return kWORKSPACE_TOO_SMALL;
         }
@@ -66,19 +89,59 @@ Status fastNms(FastNmsParams const& p, DType dtype, void const* boxes, void cons
         }
         else
         {
-            s = kBAD_ARGUMENT;
+            return kBAD_ARGUMENT;
         }
-        if (s == kSUCCESS && cudaPeekAtLastError() != cudaSuccess)
-        {
-            s = kBACKEND_ERROR;
-        }
-        return s;
+        return takeLaunchError() ? kBACKEND_ERROR : s;
     }
     catch (...)
     {
-        return kBACKEND_ERROR;
+        takeLaunchError();
+        return kBACKEND_ERROR; // Thrust reports launch failures as exceptions
     }
 }
 
 } // namespace gpu
 } // namespace yd
+
+extern "C" int64_t yd_fast_nms_cuda_workspace_bytes(
+    int64_t batch, int64_t num_priors, int64_t num_classes, int32_t top_k, int32_t cross_class)
+{
+    yd::FastNmsParams const p{batch, num_priors, num_classes, 0.f, 0.f, top_k, 1, cross_class != 0 ? 1 : 0, 0};
+    size_t bytes = 0;
+    yd::Status const s = yd::gpu::fastNmsWorkspaceBytes(p, bytes);
+    if (s != yd::kSUCCESS)
+    {
+        yd::fail(s, s == yd::kBAD_ARGUMENT ? "YolactFastNMS: invalid sizes" : "YolactFastNMS: CUB's temp-storage query failed");
+        return -1;
+    }
+    yd::succeed();
+    return static_cast<int64_t>(bytes);
+}
+
+extern "C" int32_t yd_fast_nms_cuda(int32_t dtype, void const* boxes, void const* scores, int64_t batch,
+    int64_t num_priors, int64_t num_classes, float conf_thresh, float iou_threshold, int32_t top_k,
+    int32_t max_detections, int32_t cross_class, int32_t second_threshold, void* workspace, int64_t workspace_bytes,
+    int32_t* num_detections, void* out_boxes, void* out_scores, int32_t* out_classes, int32_t* out_indices,
+    void* stream)
+{
+    yd::FastNmsParams const p{batch, num_priors, num_classes, conf_thresh, iou_threshold, top_k, max_detections,
+        cross_class != 0 ? 1 : 0, second_threshold != 0 ? 1 : 0};
+    if (yd::checkFastNmsParams(p) != yd::kSUCCESS || workspace_bytes < 0)
+    {
+        return yd::fail(yd::kBAD_ARGUMENT, "YolactFastNMS: invalid shape, attribute or workspace size");
+    }
+    if (dtype != 0 && dtype != 1)
+    {
+        return yd::fail(yd::kBAD_ARGUMENT, "YolactFastNMS: dtype must be 0 (float32) or 1 (float16)");
+    }
+    yd::Status const s = yd::gpu::fastNms(p, static_cast<yd::DType>(dtype), boxes, scores, workspace,
+        static_cast<size_t>(workspace_bytes), num_detections, out_boxes, out_scores, out_classes, out_indices,
+        static_cast<cudaStream_t>(stream));
+    switch (s)
+    {
+    case yd::kSUCCESS: return yd::succeed();
+    case yd::kWORKSPACE_TOO_SMALL: return yd::fail(s, "YolactFastNMS: workspace too small for these shapes");
+    case yd::kBAD_ARGUMENT: return yd::fail(s, "YolactFastNMS: invalid argument");
+    default: return yd::fail(s, "YolactFastNMS: a CUDA launch or CUB call failed");
+    }
+}

@@ -18,9 +18,10 @@ struct FastNmsParams
     float iouThreshold;
     int32_t topK;
     int32_t maxDetections;
-    bool crossClass;
-    bool secondThreshold;
+    int32_t crossClass;      // 0/1; int32 rather than bool so that the struct has no padding bytes
+    int32_t secondThreshold; // (kernel arguments are then fully defined, see tests/plugins/host_path)
 };
+static_assert(sizeof(FastNmsParams) == 48, "FastNmsParams must have no padding");
 
 inline int64_t nmsSegmentsPerImage(FastNmsParams const& p)
 {
@@ -60,13 +61,13 @@ enum NmsBuffer : int32_t
     kNMS_CAND,         // int32 [B*N] candidate prior indices, compacted per image, ascending
     kNMS_BEST,         // float [B*N] best score per prior (cross-class key)
     kNMS_BEST_CLASS,   // int32 [B*N] first arg-max class per prior
-    kNMS_KEYS1_IN,     // float [B*S*N] segment keys
+    kNMS_KEYS1_IN,     // float [B*S*N] segment keys; with KEYS1_OUT the sort's double buffer
     kNMS_KEYS1_OUT,    // float [B*S*N]
-    kNMS_VALS1_IN,     // int32 [B*S*N] prior index
+    kNMS_VALS1_IN,     // int32 [B*S*N] prior index (double buffer with VALS1_OUT)
     kNMS_VALS1_OUT,    // int32 [B*S*N]
     kNMS_SEG1_BEGIN,   // int32 [B*S]
     kNMS_SEG1_END,     // int32 [B*S]
-    kNMS_KEYS2_IN,     // float [B*S*k] selection keys (score if kept, -inf otherwise)
+    kNMS_KEYS2_IN,     // float [B*S*k] selection keys (score if kept, -inf otherwise); double buffer
     kNMS_KEYS2_OUT,    // float [B*S*k]
     kNMS_VALS2_IN,     // int32 [B*S*k] position in the class-major list
     kNMS_VALS2_OUT,    // int32 [B*S*k]

@@ -1,4 +1,5 @@
 #include "fast_nms_plugin.h"
+#include "yd_trt_registry.h"
 #include "yd_cuda_api.h"
 
 #include <cstring>
@@ -87,9 +88,16 @@ int32_t FastNmsPlugin::getOutputDataTypes(
     {
         return -1;
     }
+    // NMS stays FP32 whatever the builder's precision (strongly typed graphs cast around it; with
+    // 10.x's weak --fp16 mode supportsFormatCombination keeps TensorRT from choosing FP16 I/O).
+    if (inputTypes[0] != DataType::kFLOAT || inputTypes[1] != DataType::kFLOAT)
+    {
+        logError(std::string(kName) + ": boxes and scores must be FP32 (NMS runs in FP32; cast FP16 tensors)");
+        return -1;
+    }
     outputTypes[0] = DataType::kINT32;
-    outputTypes[1] = inputTypes[0];
-    outputTypes[2] = inputTypes[0];
+    outputTypes[1] = DataType::kFLOAT;
+    outputTypes[2] = DataType::kFLOAT;
     outputTypes[3] = DataType::kINT32;
     outputTypes[4] = DataType::kINT32;
     return 0;
@@ -135,11 +143,11 @@ bool FastNmsPlugin::supportsFormatCombination(
     }
     switch (pos)
     {
-    case 0: return d.type == DataType::kFLOAT || d.type == DataType::kHALF;
+    case 0: // boxes
     case 1: // scores
     case 3: // out boxes
     case 4: // out scores
-        return d.type == inOut[0].desc.type;
+        return d.type == DataType::kFLOAT; // FP32 only, see getOutputDataTypes
     default: // num_detections, classes, indices
         return d.type == DataType::kINT32;
     }
@@ -154,7 +162,7 @@ bool FastNmsPlugin::makeParams(Dims const& boxes, Dims const& scores, FastNmsPar
         return false;
     }
     p = FastNmsParams{boxes.d[0], boxes.d[1], scores.d[2], mAttrs.confThresh, mAttrs.iouThreshold, mAttrs.topK,
-        mAttrs.maxDetections, mAttrs.crossClass != 0, mAttrs.secondThreshold != 0};
+        mAttrs.maxDetections, mAttrs.crossClass != 0 ? 1 : 0, mAttrs.secondThreshold != 0 ? 1 : 0};
     if (checkFastNmsParams(p) != kSUCCESS)
     {
         logError(std::string(kName) + ": unsupported shape (N, C >= 1 and B*C*N below 2^31)");
@@ -178,11 +186,50 @@ size_t FastNmsPlugin::getWorkspaceSize(
     DynamicPluginTensorDesc const* inputs, int32_t nbInputs, DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
 {
     FastNmsParams p{};
+    size_t bytes = 0;
     if (nbInputs != kNbInputs || !makeParams(inputs[0].max, inputs[1].max, p))
     {
         return 0;
     }
-    return gpu::fastNmsWorkspaceBytes(p); // sized for the profile's largest shapes
+    if (gpu::fastNmsWorkspaceBytes(p, bytes) != kSUCCESS)
+    {
+        logError(std::string(kName) + ": CUB's temp-storage size query failed");
+        return 0; // enqueue then fails with "workspace too small" instead of overrunning
+    }
+    // Sized for the profile's largest shapes. TensorRT calls this at build time ("and possibly during
+    // execution", NvInferRuntime.h), so the answer is recorded and serialized for enqueue's check.
+    FastNmsWorkspaceProfile const entry{p.batch, p.numPriors, p.numClasses, static_cast<int64_t>(bytes)};
+    bool known = false;
+    for (int32_t i = 0; i < mAttrs.nbProfiles; ++i)
+    {
+        FastNmsWorkspaceProfile& e = mAttrs.profiles[static_cast<size_t>(i)];
+        if (e.batch == entry.batch && e.priors == entry.priors && e.classes == entry.classes)
+        {
+            e.bytes = entry.bytes;
+            known = true;
+        }
+    }
+    if (!known && mAttrs.nbProfiles < kMaxWorkspaceProfiles)
+    {
+        mAttrs.profiles[static_cast<size_t>(mAttrs.nbProfiles++)] = entry;
+    }
+    return bytes;
+}
+
+// The smallest recorded workspace among the profiles whose maximum covers p: never more than what
+// TensorRT allocated for the profile in use (which covers p). 0 when none is recorded.
+size_t FastNmsPlugin::workspaceCapacity(FastNmsParams const& p) const noexcept
+{
+    int64_t best = -1;
+    for (int32_t i = 0; i < mAttrs.nbProfiles; ++i)
+    {
+        FastNmsWorkspaceProfile const& e = mAttrs.profiles[static_cast<size_t>(i)];
+        if (p.batch <= e.batch && p.numPriors <= e.priors && p.numClasses <= e.classes && (best < 0 || e.bytes < best))
+        {
+            best = e.bytes;
+        }
+    }
+    return best < 0 ? 0 : static_cast<size_t>(best);
 }
 
 int32_t FastNmsPlugin::onShapeChange(
@@ -204,11 +251,16 @@ int32_t FastNmsPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDe
     {
         return -1;
     }
-    DType const dtype = inputDesc[0].type == DataType::kHALF ? DType::kFLOAT16 : DType::kFLOAT32;
-    // The workspace was sized for the profile's max shapes; the current shapes need no more.
-    size_t const bytes = gpu::fastNmsWorkspaceBytes(p);
-    Status const s = gpu::fastNms(p, dtype, inputs[0], inputs[1], workspace, bytes, static_cast<int32_t*>(outputs[0]),
-        outputs[1], outputs[2], static_cast<int32_t*>(outputs[3]), static_cast<int32_t*>(outputs[4]), stream);
+    if (inputDesc[0].type != DataType::kFLOAT || inputDesc[1].type != DataType::kFLOAT)
+    {
+        logError(std::string(kName) + ": boxes and scores must be FP32");
+        return -1;
+    }
+    // The capacity is what getWorkspaceSize reported for the profile maximum (none recorded: the
+    // shapes do not fit any profile we were told about, and the call fails as "too small").
+    Status const s = gpu::fastNms(p, DType::kFLOAT32, inputs[0], inputs[1], workspace, workspaceCapacity(p),
+        static_cast<int32_t*>(outputs[0]), outputs[1], outputs[2], static_cast<int32_t*>(outputs[3]),
+        static_cast<int32_t*>(outputs[4]), stream);
     if (s != kSUCCESS)
     {
         logError(std::string(kName) + ": CUDA execution failed (status " + std::to_string(s) + ")");
@@ -233,6 +285,11 @@ PluginFieldCollection const* FastNmsPlugin::getFieldsToSerialize() noexcept
         mFields.emplace_back("max_detections", &mAttrs.maxDetections, PluginFieldType::kINT32, 1);
         mFields.emplace_back("cross_class", &mAttrs.crossClass, PluginFieldType::kINT32, 1);
         mFields.emplace_back("second_threshold", &mAttrs.secondThreshold, PluginFieldType::kINT32, 1);
+        if (mAttrs.nbProfiles > 0)
+        {
+            mFields.emplace_back("workspace_profiles", mAttrs.profiles.data(), PluginFieldType::kINT64,
+                mAttrs.nbProfiles * 4);
+        }
         mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
         mFieldCollection.fields = mFields.data();
         return &mFieldCollection;
@@ -294,6 +351,16 @@ IPluginV3* FastNmsCreator::createPlugin(
             {
                 ok = readInt(f, a.secondThreshold);
             }
+            else if (n == "workspace_profiles") // written by getFieldsToSerialize, not an ONNX attribute
+            {
+                ok = f.type == PluginFieldType::kINT64 && f.data != nullptr && f.length % 4 == 0
+                    && f.length / 4 <= kMaxWorkspaceProfiles;
+                if (ok)
+                {
+                    a.nbProfiles = f.length / 4;
+                    std::memcpy(a.profiles.data(), f.data, static_cast<size_t>(f.length) * sizeof(int64_t));
+                }
+            }
             if (!ok)
             {
                 logError(std::string(kName) + ": attribute " + n + " has the wrong type");
@@ -339,5 +406,13 @@ char const* FastNmsCreator::getPluginNamespace() const noexcept
     return kPluginNamespace;
 }
 
+} // namespace trt
+} // namespace yd
+
+namespace yd
+{
+namespace trt
+{
+YD_TRT_REGISTER_CREATOR(FastNmsCreator)
 } // namespace trt
 } // namespace yd

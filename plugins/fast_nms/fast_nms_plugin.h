@@ -4,12 +4,20 @@
 #include "fast_nms_params.h"
 #include "yd_trt_common.h"
 
+#include <array>
 #include <vector>
 
 namespace yd
 {
 namespace trt
 {
+
+// Workspace TensorRT allocates for one optimization profile: getWorkspaceSize's answer for its maximum.
+struct FastNmsWorkspaceProfile
+{
+    int64_t batch, priors, classes, bytes;
+};
+constexpr int32_t kMaxWorkspaceProfiles = 16;
 
 struct FastNmsAttrs
 {
@@ -19,6 +27,10 @@ struct FastNmsAttrs
     int32_t maxDetections{100};
     int32_t crossClass{0};
     int32_t secondThreshold{0};
+    // Recorded at build time, serialized (field "workspace_profiles", int64 x 4 each) so that enqueue
+    // can check its shapes against the workspace TensorRT really allocated.
+    std::array<FastNmsWorkspaceProfile, kMaxWorkspaceProfiles> profiles{};
+    int32_t nbProfiles{0};
 };
 
 class FastNmsPlugin final : public nvinfer1::IPluginV3,
@@ -62,7 +74,9 @@ public:
 private:
     bool makeParams(nvinfer1::Dims const& boxes, nvinfer1::Dims const& scores, FastNmsParams& p) const noexcept;
 
-    FastNmsAttrs mAttrs;
+    size_t workspaceCapacity(FastNmsParams const& p) const noexcept;
+
+    mutable FastNmsAttrs mAttrs; // getWorkspaceSize (const) records the profiles
     std::vector<nvinfer1::PluginField> mFields;
     nvinfer1::PluginFieldCollection mFieldCollection{};
 };

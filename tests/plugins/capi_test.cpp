@@ -1,7 +1,8 @@
 // C++ checks of the CPU C API that need no Python: argument validation, edge cases and FP16/FP32
 // consistency. Built under AddressSanitizer too (with leak detection, which Python runs cannot use).
 // The semantic comparison with yolact_deploy/ops is tests/plugins/test_plugins_cpu.py.
-#include "yd_capi.h"
+#include "deform_im2col_capi.h"
+#include "fast_nms_capi.h"
 
 #include <cmath>
 #include <cstdio>

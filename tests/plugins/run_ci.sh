@@ -4,11 +4,15 @@
 #  2. pytest tests/plugins: CPU instance vs yolact_deploy.ops (>= 500 cases per plugin), ONNX Runtime
 #     custom ops, TensorRT engines (those skip without a GPU and TensorRT, saying why)
 #  3. AddressSanitizer: ctest (with leak checks) and the CPU-vs-ops pytest under LD_PRELOAD=libasan
-#  4. nvcc: the CUDA units for sm_87 and sm_90, warnings as errors (compile only, no GPU here)
+#  4. nvcc: the CUDA units for the default targets (sm_75/80/86/87/89/90 + PTX 90), warnings as
+#     errors; cuobjdump (PyPI nvidia-cuda-cuobjdump) lists the SASS/PTX of the objects and the step
+#     fails on a missing family; then the CUDA host path (launches, Thrust/CUB dispatch, workspace
+#     carving, error handling) runs on the CPU against the recording cudart stand-in for every
+#     target GPU at the shipped profiles' largest shapes (tests/plugins/host_path, no GPU needed)
 #  5. IPluginV3 wrappers: compiled (+ host-side wrapper test) when TensorRT headers are found, which
 #     is not the case in CI: it prints the line saying so. Locally: TENSORRT_INCLUDE_DIR=<dir>.
 # Env: PLUGINS_CI_BUILD (build root, default build/ci-plugins), JOBS (default 2),
-#      TENSORRT_INCLUDE_DIR, PLUGINS_CI_SKIP_NVCC=1 (only where no nvcc exists; CI has one),
+#      TENSORRT_INCLUDE_DIR, CUOBJDUMP (default: the nvidia-cuda-cuobjdump wheel's), PLUGINS_CI_SKIP_NVCC=1 (only where no nvcc exists; CI has one),
 #      PLUGINS_CI_SKIP_PYTEST=1 (step 2 is already part of the caller's pytest run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -48,18 +52,36 @@ ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 LD_PRELOAD="$asan_r
   YOLACT_PLUGINS_CPU_LIB="$build/asan/lib/libyolact_plugins_cpu.so" YOLACT_PLUGINS_NO_BUILD=1 \
   python -m pytest -q -p no:cacheprovider tests/plugins/test_plugins_cpu.py
 
-step "4/5 nvcc: CUDA units for sm_87 + sm_90, -Werror all-warnings"
+step "4/5 nvcc: CUDA units for every target + cuobjdump architecture check + host path on the CPU"
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
-  configure "$build/cuda" -DCMAKE_BUILD_TYPE=Release -DYOLACT_CUDA_ARCHS="87;90" \
-    -DYOLACT_BUILD_TESTS=OFF ${TENSORRT_INCLUDE_DIR:+-DTENSORRT_INCLUDE_DIR=$TENSORRT_INCLUDE_DIR}
-  cmake --build "$build/cuda" -j "$jobs" --target yolact_plugins_cuda
-  # The architectures nvcc was given (no cuobjdump here to inspect the objects).
-  flags=$(grep -rhoE "arch=compute_[0-9]+,code=\[?[a-z_0-9,]+\]?" "$build/cuda" --include=build.ninja --include=flags.make | sort -u)
-  echo "$flags"
-  for arch in 87 90; do
-    echo "$flags" | grep -q "sm_$arch" || { echo "sm_$arch missing from the nvcc flags" >&2; exit 1; }
+  configure "$build/cuda" -DCMAKE_BUILD_TYPE=Release \
+    ${TENSORRT_INCLUDE_DIR:+-DTENSORRT_INCLUDE_DIR=$TENSORRT_INCLUDE_DIR}
+  t_nvcc=$SECONDS
+  cmake --build "$build/cuda" -j "$jobs" --target yolact_plugins_cuda yd_host_path_test
+  echo "nvcc + link: $((SECONDS - t_nvcc))s"
+  cuobjdump=${CUOBJDUMP:-$(python3 - <<'PY'
+import glob, site
+hits = sorted(p for d in site.getsitepackages() for p in glob.glob(d + '/nvidia/*/bin/cuobjdump'))
+print(hits[-1] if hits else '')
+PY
+)}
+  [ -x "$cuobjdump" ] || { echo "cuobjdump not found: pip install nvidia-cuda-cuobjdump (or set CUOBJDUMP)" >&2; exit 1; }
+  objs=$(find "$build/cuda/CMakeFiles/yolact_plugins_cuda_objects.dir" -name '*.cu.o' | sort)
+  archs=$(sed -n 's/^YOLACT_CUDA_ARCHS:STRING=//p' "$build/cuda/CMakeCache.txt")
+  ptx_arch=${archs##*;}
+  for obj in $objs; do
+    elf=$("$cuobjdump" --list-elf "$obj"); ptx=$("$cuobjdump" --list-ptx "$obj")
+    echo "$(basename "$obj"): $(echo "$elf" | grep -oE 'sm_[0-9]+' | sort -u | tr '\n' ' ')+ PTX $(echo "$ptx" | grep -oE 'sm_[0-9]+' | sort -u | tr '\n' ' ')"
+    for arch in ${archs//;/ }; do
+      echo "$elf" | grep -q "sm_$arch\b" || { echo "$obj has no SASS for sm_$arch" >&2; exit 1; }
+    done
+    echo "$ptx" | grep -q "sm_$ptx_arch\b" || { echo "$obj has no PTX for compute_$ptx_arch" >&2; exit 1; }
   done
-  echo "nvcc: deform_im2col_cuda.cu and fast_nms_cuda.cu compiled for sm_87 and sm_90"
+  for obj in $objs; do "$cuobjdump" -ptx "$obj"; done > "$build/cuda/kernels.ptx"
+  "$build/cuda/bin/yd_host_path_test" --ptx "$build/cuda/kernels.ptx" --archs "$archs" --ptx-arch "$ptx_arch" \
+    > "$build/cuda/host_path.log" || { cat "$build/cuda/host_path.log"; exit 1; }
+  grep -E "^(kernel|ok   error)|passed" "$build/cuda/host_path.log"
+  grep -m3 "B=8 N=57744" "$build/cuda/host_path.log"
 elif [ "${PLUGINS_CI_SKIP_NVCC:-0}" = 1 ]; then
   echo "nvcc: skipped (PLUGINS_CI_SKIP_NVCC=1, no nvcc on this machine)"
 else

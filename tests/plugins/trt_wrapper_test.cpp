@@ -1,4 +1,4 @@
-// Host-side checks of libyolact_plugins.so through TensorRT's own interfaces, without a GPU and without
+// Host-side checks of libyolact_plugins.so (and of libyolact_plugins_static.so's exports) through TensorRT's own interfaces, without a GPU and without
 // libnvinfer: dlopen + getCreators as IPluginRegistry::loadLibrary does, creator fields, plugin
 // creation from ONNX-style (INT32/FLOAT32) and serialized fields, capabilities, output types, format
 // support and shape validation. Built only when TensorRT headers are found (see CMakeLists.txt).
@@ -204,11 +204,15 @@ void testFastNms(IPluginCreatorV3One* c, RecordingLogger& log)
     }
     auto* build = static_cast<IPluginV3OneBuild*>(plugin.p->getCapabilityInterface(PluginCapabilityType::kBUILD));
     check(build->getNbOutputs() == 5, "YolactFastNMS has five outputs");
-    DataType in[2] = {DataType::kHALF, DataType::kHALF};
+    DataType half[2] = {DataType::kHALF, DataType::kHALF};
     DataType out[5];
-    check(build->getOutputDataTypes(out, 5, in, 2) == 0 && out[0] == DataType::kINT32 && out[1] == DataType::kHALF
-            && out[2] == DataType::kHALF && out[3] == DataType::kINT32 && out[4] == DataType::kINT32,
-        "output types: int32, input, input, int32, int32");
+    size_t errorsBeforeHalf = log.errors.size();
+    check(build->getOutputDataTypes(out, 5, half, 2) != 0 && log.errors.size() > errorsBeforeHalf,
+        "FP16 boxes/scores refused with a logged error (NMS stays FP32)");
+    DataType in[2] = {DataType::kFLOAT, DataType::kFLOAT};
+    check(build->getOutputDataTypes(out, 5, in, 2) == 0 && out[0] == DataType::kINT32 && out[1] == DataType::kFLOAT
+            && out[2] == DataType::kFLOAT && out[3] == DataType::kINT32 && out[4] == DataType::kINT32,
+        "output types: int32, float, float, int32, int32");
     DynamicPluginTensorDesc io[7] = {desc({2, 57744, 4}, DataType::kFLOAT), desc({2, 57744, 80}, DataType::kFLOAT),
         desc({2, 1}, DataType::kINT32), desc({2, 100, 4}, DataType::kFLOAT), desc({2, 100}, DataType::kFLOAT),
         desc({2, 100}, DataType::kINT32), desc({2, 100}, DataType::kINT32)};
@@ -219,8 +223,11 @@ void testFastNms(IPluginCreatorV3One* c, RecordingLogger& log)
     }
     check(all, "YolactFastNMS FP32 combination supported");
     io[1].desc.type = DataType::kHALF;
-    check(!build->supportsFormatCombination(1, io, 2, 5), "boxes and scores must share a dtype");
+    check(!build->supportsFormatCombination(1, io, 2, 5), "FP16 scores refused");
     io[1].desc.type = DataType::kFLOAT;
+    io[0].desc.type = DataType::kHALF;
+    check(!build->supportsFormatCombination(0, io, 2, 5), "FP16 boxes refused (weak typing cannot pick FP16 I/O)");
+    io[0].desc.type = DataType::kFLOAT;
     io[5].desc.type = DataType::kINT64;
     check(!build->supportsFormatCombination(5, io, 2, 5), "classes must be INT32");
     io[5].desc.type = DataType::kINT32;
@@ -244,10 +251,19 @@ void testFastNms(IPluginCreatorV3One* c, RecordingLogger& log)
 
 int main(int argc, char** argv)
 {
-    if (argc != 2)
+    if (argc != 2 && argc != 3)
     {
-        std::printf("usage: %s libyolact_plugins.so\n", argv[0]);
+        std::printf("usage: %s libyolact_plugins.so [libyolact_plugins_static.so]\n", argv[0]);
         return 2;
+    }
+    if (argc == 3)
+    {
+        // The registering-on-load file: loads without TensorRT in the process (it then registers
+        // nothing and says so on stderr) and has no getCreators for loadLibrary to find.
+        void* staticLib = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
+        check(staticLib != nullptr, std::string("libyolact_plugins_static.so loads: ") + (staticLib ? "" : dlerror()));
+        check(staticLib == nullptr || dlsym(staticLib, "getCreators") == nullptr,
+            "libyolact_plugins_static.so exports no getCreators");
     }
     void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)
