@@ -44,6 +44,12 @@ void addCreator(nvinfer1::IPluginCreatorInterface* creator) noexcept
     nvinfer1::IPluginRegistry* registry = get != nullptr ? get() : nullptr;
     if (registry == nullptr)
     {
+        static bool said = false; // once, not once per creator
+        if (said)
+        {
+            return;
+        }
+        said = true;
         std::fprintf(stderr,
             "libyolact_plugins_static.so: TensorRT (libnvinfer.so." YD_STR(YD_TRT_MAJOR) ") is not loaded in this "
             "process, nothing registered: load TensorRT first, or use libyolact_plugins.so with loadLibrary\n");
