@@ -32,6 +32,10 @@ struct SortBuffers
 };
 
 #if defined(__CUDACC__)
+// thrust::for_each_n on par_nosync (thrust/system/cuda/detail/for_each.h) is cub::DeviceFor::ForEachN,
+// one kernel launch, followed by synchronize_optional(policy), which par_nosync skips; DeviceFor's
+// SyncStream runs only when CUB's debug synchronisation is compiled in and fails (dispatch_for.cuh).
+// Same in CCCL 2.5 (CUDA 12.6), 2.8 (12.9) and 3.0 (13.0); tests/plugins/host_path checks it.
 struct CudaExec
 {
     cudaStream_t stream;

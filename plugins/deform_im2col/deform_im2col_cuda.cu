@@ -2,7 +2,7 @@
 #include "deform_im2col_capi.h"
 #include "deform_im2col_core.h"
 #include "yd_capi_internal.h"
-#include "yd_cuda_api.h"
+#include "deform_im2col_cuda.h"
 #include "yd_cuda_errors.h"
 
 namespace yd

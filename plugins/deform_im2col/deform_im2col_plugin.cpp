@@ -1,6 +1,6 @@
 #include "deform_im2col_plugin.h"
 #include "yd_trt_registry.h"
-#include "yd_cuda_api.h"
+#include "deform_im2col_cuda.h"
 
 #include <cstring>
 #include <exception>

@@ -5,7 +5,7 @@
 #include "fast_nms_capi.h"
 #include "fast_nms_core.h"
 #include "yd_capi_internal.h"
-#include "yd_cuda_api.h"
+#include "fast_nms_cuda.h"
 #include "yd_cuda_errors.h"
 
 namespace yd

@@ -1,6 +1,6 @@
 #include "fast_nms_plugin.h"
 #include "yd_trt_registry.h"
-#include "yd_cuda_api.h"
+#include "fast_nms_cuda.h"
 
 #include <cstring>
 #include <exception>
