@@ -9,6 +9,8 @@
 # Writes one JSON; the parts' timeouts add up to 8 minutes (build 220 s, host path 20 s, GPU checks
 # 100 s, memcheck and racecheck 70 s each).
 # Without a GPU, steps 1-2 run and the JSON says the GPU parts were skipped and why.
+# Env: DEVICE_CHECK_BUILD_TIMEOUT (s, default 220: enough on a many-core GPU machine; a 2-core box
+#      needs ~600), CUOBJDUMP (default: PATH, the CUDA toolkit's, or the nvidia-cuda-cuobjdump wheel's).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$root/build/device_check/device_check.json}
@@ -23,7 +25,7 @@ log() { echo "== device_check [$((SECONDS - t0))s] $*" >&2; }
 log "build"
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 if cmake -S . -B "$build/cmake" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DYOLACT_BUILD_ENGINES=OFF >"$build/configure.log" 2>&1 \
-   && timeout 220 cmake --build "$build/cmake" -j "$jobs" --target yolact_plugins_cpu yolact_plugins_cuda yd_host_path_test \
+   && timeout "${DEVICE_CHECK_BUILD_TIMEOUT:-220}" cmake --build "$build/cmake" -j "$jobs" --target yolact_plugins_cpu yolact_plugins_cuda yd_host_path_test \
       >"$build/build.log" 2>&1; then
   part[build]="\"ok\""
 else
@@ -35,8 +37,13 @@ export YOLACT_PLUGINS_CPU_LIB=$build/cmake/lib/libyolact_plugins_cpu.so YOLACT_P
 
 log "host path on the CPU (recording cudart)"
 ptx=()
-cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)}
-if [ -x "$cuobjdump" ]; then
+cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || python3 - <<'PY'
+import glob, site
+hits = sorted(p for d in site.getsitepackages() for p in glob.glob(d + '/nvidia/*/bin/cuobjdump'))
+print(hits[-1] if hits else '')
+PY
+)}
+if [ -n "$cuobjdump" ] && [ -x "$cuobjdump" ]; then
   for obj in $(find "$build/cmake/CMakeFiles/yolact_plugins_cuda_objects.dir" -name '*.cu.o' 2>/dev/null); do
     "$cuobjdump" -ptx "$obj"; done > "$build/kernels.ptx" && ptx=(--ptx "$build/kernels.ptx")
 fi

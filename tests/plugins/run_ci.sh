@@ -95,7 +95,7 @@ if [ -f "$build/cuda/yolact_plugins_wrappers.txt" ]; then
   if grep -q "compiled against" "$build/cuda/yolact_plugins_wrappers.txt"; then
     cmake -S "$root" -B "$build/cuda" -DYOLACT_BUILD_TESTS=ON >/dev/null
     cmake --build "$build/cuda" -j "$jobs"
-    ctest --test-dir "$build/cuda" --output-on-failure -R yd_trt_wrapper_test
+    ctest --test-dir "$build/cuda" --output-on-failure -R "yd_trt_(wrapper|enqueue)_test"
   fi
 else
   echo "IPluginV3 wrappers: skipped: no CUDA toolkit"
