@@ -17,7 +17,8 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['yolact_deploy', 'yolact_deploy.*']),
     include_package_data=True,
-    package_data={'yolact_deploy': ['assets/*', 'assets/**/*', 'deploy/schemas/*.json']},
+    package_data={'yolact_deploy': ['assets/*', 'assets/**/*', 'deploy/schemas/*.json',
+                                    'deploy/data/*.json']},
     install_requires=[
         'torch>=2.1,<=2.14.1',
         'torchvision>=0.16,<=0.29.1',

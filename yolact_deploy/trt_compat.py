@@ -43,7 +43,7 @@ AFTER_10_3 = '>10.3' # added after 10.3 (absent on JetPack 6), present in 11.x: 
 TRT_API = {
     # module level
     '__version__': ALL, 'Logger': ALL, 'Logger.WARNING': ALL, 'Logger.INFO': ALL,
-    'Logger.VERBOSE': ALL, 'Logger.ERROR': ALL, 'Builder': ALL, 'Runtime': ALL, 'OnnxParser': ALL,
+    'Logger.VERBOSE': ALL, 'Logger.ERROR': ALL, 'Logger.min_severity': ALL, 'Builder': ALL, 'Runtime': ALL, 'OnnxParser': ALL,
     'get_plugin_registry': ALL, 'init_libnvinfer_plugins': ALL, 'nptype': ALL,
     'IProgressMonitor': ALL, 'IInt8EntropyCalibrator2': V10,
     # enums
@@ -126,7 +126,7 @@ CUDART_API = (
     'cudaStreamSynchronize', 'cudaEventCreate', 'cudaEventDestroy', 'cudaEventRecord',
     'cudaEventSynchronize', 'cudaEventElapsedTime', 'cudaStreamBeginCapture', 'cudaStreamEndCapture',
     'cudaStreamCaptureMode', 'cudaGraphInstantiate', 'cudaGraphLaunch', 'cudaGraphExecDestroy',
-    'cudaGraphDestroy',
+    'cudaGraphDestroy', 'cudaGetLastError',
 )
 
 
@@ -262,6 +262,31 @@ def device_memory_size(engine) -> int:
 # cuda-python
 
 _CUDART = None
+_LOGGER = None
+_NVINFER_PLUGINS = False
+
+
+def logger(trt, verbose: bool = False):
+    """The one process-wide ``trt.Logger``. TensorRT keeps raw pointers to the logger it is given
+    (``init_libnvinfer_plugins``, builders, runtimes), so it must outlive all of them: never a local.
+    ``verbose`` lowers its threshold for the rest of the process."""
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    if verbose:
+        _LOGGER.min_severity = trt.Logger.VERBOSE
+    return _LOGGER
+
+
+def init_nvinfer_plugins(trt, verbose: bool = False):
+    """NVIDIA's plugin library (ONNX ``DeformConv`` -> ``ModulatedDeformConv2d``), initialised once
+    per process with the process-wide logger; returns that logger."""
+    global _NVINFER_PLUGINS
+    log = logger(trt, verbose)
+    if not _NVINFER_PLUGINS:
+        trt.init_libnvinfer_plugins(log, '')
+        _NVINFER_PLUGINS = True
+    return log
 
 
 def import_cudart():

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Optional
 
 from ..errors import InputError, YolactError
 from .common import cli_main, run_cli
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--cross-class-nms', action='store_true', help='cross-class Fast NMS in the graph')
     p.add_argument('--max-batch', type=int, default=64, help='upper bound of the dynamic batch (64)')
     p.add_argument('--no-simplify', action='store_true', help='skip onnxslim')
+    p.add_argument('--check-trt', metavar='MODEL.onnx',
+                   help='only check MODEL.onnx against the TensorRT ONNX parser\'s documented rules '
+                        '(10.3 and newest; no PyTorch needed) and exit: 0 conformant, 2 not')
+    p.add_argument('--no-trt-check', action='store_true',
+                   help='skip the TensorRT conformance check that ends every export (for graphs '
+                        'meant only for ONNX Runtime, e.g. --opset 21)')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress lines')
     return p
 
@@ -85,15 +92,42 @@ def _to_onnx(args, model, output):
     options = ExportOptions(raw=args.raw, with_raw=args.with_raw, plugins=args.plugins,
                             fp16=args.fp16, opset=args.opset,
                             max_detections=args.max_detections, cross_class=args.cross_class_nms,
-                            simplify=not args.no_simplify, max_batch=args.max_batch)
+                            simplify=not args.no_simplify, max_batch=args.max_batch,
+                            trt_check=not args.no_trt_check)
     export_onnx(model, output, options, quiet=args.quiet)
     size = os.path.getsize(output) / 2 ** 20
     print(f'wrote {output} ({size:.1f} MiB, {options.flavour}, {options.precision}, '
           f'{"raw" if args.raw else "end-to-end"}, opset {args.opset})')
 
 
+def check_trt(path: str) -> int:
+    """``--check-trt``: every violation on stderr, then one ``error:`` line (exit 2), or 'conformant'."""
+    from ..deploy import trt_conformance as conformance
+    which = conformance.targets()
+    violations = conformance.check_file(path, which)
+    if violations:
+        for line in conformance.report(violations, which):
+            print(line, file=sys.stderr)
+        raise conformance.ConformanceError(conformance.summary(violations, path))
+    print(f'{path}: conformant with the ONNX parser rules of TensorRT {" and ".join(which)}')
+    return 0
+
+
+def _check_trt_argv(argv) -> Optional[str]:
+    """The --check-trt path, parsed without build_parser (which imports torch: a Jetson box checks
+    graphs without PyTorch)."""
+    p = argparse.ArgumentParser(prog='yolact-export', add_help=False)
+    p.add_argument('--check-trt')
+    known, _ = p.parse_known_args(argv)
+    return known.check_trt
+
+
 @cli_main
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    path = _check_trt_argv(argv) if any(a.startswith('--check-trt') for a in argv) else None
+    if path:
+        return check_trt(path)
     parser = build_parser()
     builder = None
     try:  # the TensorRT builder module may add its own options
@@ -121,7 +155,7 @@ def main(argv=None):
         if args.config:  # fail on options before loading a big checkpoint
             check_options(get_preset(args.config), ExportOptions(
                 plugins=args.plugins, opset=args.opset, max_detections=args.max_detections,
-                max_batch=args.max_batch))
+                max_batch=args.max_batch, trt_check=not args.no_trt_check))
     weights, model = _load(args)
     output = args.output or default_output(weights, args)
     print(f'model: {weights} (preset {model.config.name}, input {model.config.max_size})',

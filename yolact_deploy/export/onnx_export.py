@@ -45,6 +45,7 @@ class ExportOptions:
     cross_class: bool = False         # cross-class Fast NMS
     simplify: bool = True             # onnxslim
     max_batch: int = 64               # upper bound of the dynamic batch dim (torch.export needs one)
+    trt_check: bool = True            # end with the TensorRT conformance check (deploy.trt_conformance)
 
     @property
     def flavour(self) -> str:
@@ -63,6 +64,14 @@ def check_options(config, options: ExportOptions) -> None:
     if config.uses_dcn and options.opset < DCN_MIN_OPSET and not options.plugins:
         raise ExportError(f"preset '{config.name}' uses deformable convolution, which needs opset "
                           f'>= {DCN_MIN_OPSET} (ONNX DeformConv); got --opset {options.opset}')
+    if options.trt_check:
+        from ..deploy.trt_conformance import load_rules
+        for target, spec in load_rules()['targets'].items():
+            lo, hi = spec['opset']
+            if not lo <= options.opset <= hi:
+                raise ExportError(f'--opset {options.opset} is outside what the ONNX parser of '
+                                  f'TensorRT {target} reads ({lo}..{hi}): use --opset {min(hi, DEFAULT_OPSET)}, '
+                                  f'or --no-trt-check for a graph not meant for TensorRT')
     if options.max_detections < 1:
         raise ExportError(f'--max-detections must be >= 1, got {options.max_detections}')
     if options.max_batch < 2:
@@ -151,6 +160,28 @@ def _rename_dims(model) -> None:
                 d.dim_param = names[d.dim_param]
 
 
+def _copy_node(node):
+    import onnx
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
+
+
+def _uint8_input_feeds_only_cast(model) -> None:
+    """TensorRT takes UINT8 only as a network input/output, consumed by Cast alone (its ONNX parser
+    documents no other op with UINT8). The exporter reads the dynamic batch dim with ``Shape(images)``:
+    read it from the input's Cast instead (same shape, so the graph computes the same)."""
+    casts = [n for n in model.graph.node if n.op_type == 'Cast' and list(n.input) == [INPUT_NAME]]
+    if not casts:
+        return
+    cast = _copy_node(casts[0])
+    model.graph.node.remove(casts[0])
+    model.graph.node.insert(0, cast)                 # it depends on the input only: stays sorted
+    for node in model.graph.node:
+        if node.op_type == 'Shape' and list(node.input) == [INPUT_NAME]:
+            node.input[0] = cast.output[0]
+
+
 def _plugin_metadata() -> dict:
     from .plugins import plugin_metadata
     return plugin_metadata()
@@ -180,7 +211,7 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
     """Exports ``model`` (a :class:`~yolact_deploy.model.Yolact`) and returns the ``onnx.ModelProto``."""
     config = model.config
     check_options(config, options)
-    steps = _Steps(3, quiet)
+    steps = _Steps(4, quiet)
     model = model.float().eval()
     if options.fp16:
         from .fp16 import mixed_precision_model
@@ -196,6 +227,7 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
         if options.simplify:
             proto = simplify(proto)
     _rename_dims(proto)
+    _uint8_input_feeds_only_cast(proto)
     meta = build_metadata(config, raw=options.raw, flavour=options.flavour,
                           precision=options.precision, opset=options.opset,
                           max_detections=options.max_detections, cross_class=options.cross_class,
@@ -207,6 +239,12 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
                         f'{options.precision}); see metadata_props["yolact_deploy"]')
     with steps('onnx.checker (full) + shape inference'):
         check_model(proto)
+    with steps('TensorRT conformance (ONNX parser rules)' if options.trt_check
+               else 'TensorRT conformance: skipped'):
+        if options.trt_check:
+            from ..deploy.trt_conformance import assert_conformant
+            assert_conformant(proto, what=f'the exported graph ({config.name}, {options.flavour}, '
+                                           f'{options.precision})')
     return proto
 
 

@@ -668,10 +668,6 @@ def find_plugin_library(explicit: Optional[str]) -> str:
 # ---------------------------------------------------------------------------------------------------
 # The build
 
-def _logger(trt, verbose: bool):
-    return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-
-
 def _parser_errors(parser) -> str:
     errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
     return errors[0].splitlines()[0][:400] if errors else 'no parser message'
@@ -688,6 +684,8 @@ def build_engine(onnx_path: str, engine_path: str, options: BuildOptions = Build
     trt = compat.import_tensorrt()
     ver = compat.version(trt)
     info = inspect_onnx(onnx_path)
+    from ..deploy.trt_conformance import assert_conformant
+    assert_conformant(onnx_path)    # the parser's documented rules, in one line, before minutes of build
     modelopt = _modelopt_available()
     plan = plan_build(info, options, ver, modelopt)
     profile = options.profile(info.network_size)
@@ -701,8 +699,7 @@ def build_engine(onnx_path: str, engine_path: str, options: BuildOptions = Build
         f'{plan.precision_label}, {"strongly" if plan.strongly_typed else "weakly"} typed; '
         f'profile {profile["min"]} / {profile["opt"]} / {profile["max"]}')
 
-    logger = _logger(trt, options.verbose)
-    trt.init_libnvinfer_plugins(logger, '')    # NVIDIA's plugins (ONNX DeformConv -> ModulatedDeformConv2d)
+    logger = compat.init_nvinfer_plugins(trt, options.verbose)  # ONNX DeformConv -> NVIDIA's plugin
     plugin = None
     if plan.needs_plugins:
         plugin = load_plugin_library(trt, find_plugin_library(options.plugin_library),

@@ -27,7 +27,9 @@ def preprocess_graph(images: torch.Tensor, config) -> torch.Tensor:
     The official ``FastBaseTransform`` written as graph ops: float -> bilinear resize of the original
     image to ``max_size x max_size`` (half-pixel centres, no antialias) -> normalise -> RGB.
     """
-    x = images.permute(0, 3, 1, 2).to(torch.float32)
+    # Cast first: TensorRT accepts UINT8 only as a network input/output, so the uint8 input may feed
+    # nothing but a Cast (a Transpose on it would be a UINT8 intermediate the parser rejects).
+    x = images.to(torch.float32).permute(0, 3, 1, 2)
     size = (config.max_size, config.max_size)
     x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
     return normalize_tensor(x, config)

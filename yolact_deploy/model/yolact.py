@@ -11,7 +11,7 @@ from ..config import YolactConfig
 from ..errors import ConfigError
 from ..ops.boxes import decode
 from ..ops.masks import assemble_masks
-from ..ops.nms import Detections, fast_nms
+from ..ops.nms import Detections, clamp_index, fast_nms
 from ..ops.priors import make_priors, priors_per_cell
 from .backbones import build_backbone
 from .heads import FPN, FastMaskIoUNet, PredictionModule, make_net
@@ -123,7 +123,7 @@ class Yolact(nn.Module):
         dets: Detections = fast_nms(boxes, raw['conf'][..., 1:], conf_thresh=cfg.nms_conf_thresh,
                                     iou_threshold=cfg.nms_thresh, top_k=cfg.nms_top_k,
                                     max_detections=k, cross_class=cross_class)
-        idx = dets.indices.clamp(min=0)
+        idx = clamp_index(dets.indices, low=0)
         coeffs = torch.gather(raw['mask'], 1, idx[..., None].expand(-1, -1, raw['mask'].shape[-1]))
         valid = (dets.classes >= 0).to(coeffs.dtype)
         masks = assemble_masks(raw['proto'], coeffs, dets.boxes, crop_masks=crop_masks)
@@ -139,4 +139,4 @@ class Yolact(nn.Module):
         """Predicted mask IoU of each detection for its own class: masks ``[B,K,Hp,Wp]``."""
         batch, k, hp, wp = masks.shape
         iou = self.maskiou_net(masks.reshape(batch * k, 1, hp, wp)).reshape(batch, k, -1)
-        return torch.gather(iou, 2, classes.clamp(min=0)[..., None]).squeeze(-1)
+        return torch.gather(iou, 2, clamp_index(classes, low=0)[..., None]).squeeze(-1)

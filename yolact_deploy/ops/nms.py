@@ -14,11 +14,12 @@
 
 Ties are broken by position: equal scores keep the lower prior index first (steps 2 and 4 are stable
 sorts; step 4 runs over the class-major, score-sorted list). This is also ONNX TopK's documented
-tie-break. Padding slots carry class -1, index -1, score 0 and a zero box.
+tie-break, but TensorRT's ``ITopKLayer`` promises no tie order, so the exported graph never relies on
+it (:func:`tie_free_topk`). Padding slots carry class -1, index -1, score 0 and a zero box.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -40,15 +41,50 @@ def _exporting() -> bool:
 def _top_desc(values: torch.Tensor, k: int):
     """The first ``k`` entries of a stable descending sort along the last dim: (values, indices).
 
-    Eager mode sorts stably. Under export it is ``torch.topk``, which becomes ONNX ``TopK``
-    (``largest=1, sorted=1``) whose spec breaks ties by the lower index first -- the same order -- and
-    costs a partial selection instead of a full sort over every prior (torch.sort(stable=True) has no
-    ONNX translation). ONNX Runtime's tie order is checked by tests/test_export_onnx.py.
+    Eager mode sorts stably. Under export it is :func:`tie_free_topk` (torch.sort(stable=True) has no
+    ONNX translation, and a partial selection is cheaper than a full sort over every prior).
     """
     if _exporting():
-        return torch.topk(values, k, dim=-1, largest=True, sorted=True)
+        return tie_free_topk(values, k)
     ordered, order = torch.sort(values, dim=-1, descending=True, stable=True)
     return ordered[..., :k], order[..., :k]
+
+
+def tie_free_topk(values: torch.Tensor, k: int, topk=torch.topk):
+    """The same result as the stable descending sort's first ``k`` entries, whatever order ``topk``
+    gives tied values (ONNX TopK: lower index first; TensorRT's ITopKLayer: unspecified).
+
+    Only tie-order-free facts of ``topk`` are used: the sorted *values*, and the *set* of indices of
+    a selection that has no ties at its boundary. (1) The k-th value decides membership: everything
+    above it, plus the lowest-index entries equal to it (a cumulative count, exact in FP32 below 2^24
+    entries). (2) The k members are ordered by (value descending, index ascending) through pairwise
+    comparison, a [k, k] matrix like Fast NMS's own IoU matrix; the ranks are unique, so inverting
+    them is exact.
+    """
+    kth = topk(values, k, dim=-1, largest=True, sorted=True)[0][..., k - 1:k]
+    above = values > kth
+    tied = values == kth
+    need = k - above.sum(dim=-1, keepdim=True)
+    take = above | (tied & (torch.cumsum(tied.to(torch.float32), dim=-1)
+                            <= need.to(torch.float32)))
+    members = topk(take.to(torch.float32), k, dim=-1, largest=True, sorted=True)[1]  # exactly k ones
+    vals = torch.gather(values, -1, members)
+    beats = (vals[..., None, :] > vals[..., :, None]) | \
+        ((vals[..., None, :] == vals[..., :, None]) & (members[..., None, :] < members[..., :, None]))
+    rank = beats.sum(dim=-1)                                           # [..., k], a permutation
+    slots = torch.arange(k, device=values.device)
+    order = ((rank[..., None, :] == slots[:, None]).to(torch.int64) * slots).sum(dim=-1)
+    return torch.gather(vals, -1, order), torch.gather(members, -1, order)
+
+
+def clamp_index(x: torch.Tensor, low: Optional[int] = None, high: Optional[int] = None) -> torch.Tensor:
+    """``x.clamp(low, high)`` for integer tensors as Max/Min: ONNX Clip on INT64 is outside TensorRT
+    10.x's documented Clip types (FP32/FP16/BF16), Max/Min take INT32/INT64."""
+    if low is not None:
+        x = torch.maximum(x, torch.tensor(low, dtype=x.dtype, device=x.device))
+    if high is not None:
+        x = torch.minimum(x, torch.tensor(high, dtype=x.dtype, device=x.device))
+    return x
 
 
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, *, conf_thresh: float = 0.05,
@@ -107,12 +143,12 @@ def _select(keep, flat_scores, flat_classes, flat_prior_idx, boxes, max_detectio
     key = torch.where(keep, flat_scores, torch.full_like(flat_scores, float('-inf')))
     k_out = min(max_detections, total)
     _, order = _top_desc(key, k_out)
-    count = keep.sum(dim=1).clamp(max=max_detections)                           # [B]
+    count = clamp_index(keep.sum(dim=1), high=max_detections)                           # [B]
     valid = torch.arange(k_out, device=keep.device)[None] < count[:, None]
     scores = torch.where(valid, torch.gather(flat_scores, 1, order), 0.0)
     classes = torch.where(valid, torch.gather(flat_classes, 1, order), -1)
     indices = torch.where(valid, torch.gather(flat_prior_idx, 1, order), -1)
-    gathered = torch.gather(boxes, 1, indices.clamp(min=0)[..., None].expand(batch, k_out, 4))
+    gathered = torch.gather(boxes, 1, clamp_index(indices, low=0)[..., None].expand(batch, k_out, 4))
     out_boxes = torch.where(valid[..., None], gathered, torch.zeros_like(gathered))
     if k_out < max_detections:  # fewer candidates than slots: pad to the fixed size
         pad = max_detections - k_out

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import hashlib
 import json
@@ -250,6 +251,8 @@ class TensorRTPredictor(Predictor):
         self.input_size = int(self.meta.get('input', {}).get('network_size', [550])[0])
         self.profile = profile_of(self.sidecar)
         self.use_cuda_graph = bool(cuda_graph)
+        self.cuda_graph_error: Optional[str] = None   # why capture failed (then: plain execution)
+        self.quiet = quiet
         trt = compat.import_tensorrt()
         self.trt = trt
         self.cudart = compat.import_cudart()
@@ -270,8 +273,8 @@ class TensorRTPredictor(Predictor):
                 print(f'warning: {w}', file=sys.stderr)
 
         compat.cuda_call(self.cudart.cudaSetDevice(self.device_index), 'cudaSetDevice')
-        self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-        trt.init_libnvinfer_plugins(self.logger, '')
+        # process-wide logger: TensorRT keeps a raw pointer to it (init_libnvinfer_plugins, runtimes)
+        self.logger = compat.init_nvinfer_plugins(trt, verbose)
         plugin = self.sidecar.get('plugin_library')
         if plugin:
             load_plugin_library(trt, plugin_path, plugin.get('ops', []))
@@ -365,21 +368,45 @@ class TensorRTPredictor(Predictor):
             self.timer.record(3, stream)
 
     def _graph_for(self, shape):
+        """The CUDA graph of one run at ``shape`` (captured on first use), or None when capturing
+        fails: this predictor then runs without CUDA graphs, as trtexec does, and says why once.
+        Errors of the plain run are real errors and raised; the capture always ends, and its end's
+        error never hides the enqueue error that caused it."""
         graph = self.graphs.get(shape)
-        if graph is None:
-            cudart = self.cudart
-            self._enqueue(False)        # one plain run first: flushes TensorRT's deferred updates
-            compat.cuda_call(cudart.cudaStreamSynchronize(self.stream), 'cudaStreamSynchronize')
-            mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-            compat.cuda_call(cudart.cudaStreamBeginCapture(self.stream, mode),
-                             'cudaStreamBeginCapture')
-            try:
-                self._enqueue(False)
-            finally:
-                g = compat.cuda_call(cudart.cudaStreamEndCapture(self.stream), 'cudaStreamEndCapture')
-            exe = compat.cuda_call(cudart.cudaGraphInstantiate(g, 0), 'cudaGraphInstantiate')
-            graph = self.graphs[shape] = (g, exe)
-        return graph[1]
+        if graph is not None:
+            return graph[1]
+        cudart = self.cudart
+        self._enqueue(False)        # one plain run first: flushes TensorRT's deferred updates
+        compat.cuda_call(cudart.cudaStreamSynchronize(self.stream), 'cudaStreamSynchronize')
+        mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        compat.cuda_call(cudart.cudaStreamBeginCapture(self.stream, mode), 'cudaStreamBeginCapture')
+        failure: Optional[YolactError] = None
+        try:
+            self._enqueue(False)
+        except YolactError as exc:
+            failure = exc
+        g = exe = None
+        try:
+            g = compat.cuda_call(cudart.cudaStreamEndCapture(self.stream), 'cudaStreamEndCapture')
+            if failure is None:
+                exe = compat.cuda_call(cudart.cudaGraphInstantiate(g, 0), 'cudaGraphInstantiate')
+        except YolactError as exc:
+            failure = failure or exc
+        if failure is not None:
+            if g is not None:
+                cudart.cudaGraphDestroy(g)
+            cudart.cudaGetLastError()       # capture errors are not sticky: clear the last error
+            self._without_cuda_graph(failure)
+            return None
+        self.graphs[shape] = (g, exe)
+        return exe
+
+    def _without_cuda_graph(self, failure: Exception) -> None:
+        self.use_cuda_graph = False
+        self.cuda_graph_error = str(failure)
+        if not self.quiet:
+            print(f'warning: CUDA graph capture failed ({failure}); running without CUDA graphs',
+                  file=sys.stderr)
 
     def _drop_graphs(self) -> None:
         for g, exe in self.graphs.values():
@@ -399,8 +426,8 @@ class TensorRTPredictor(Predictor):
         self._prepare(shape)
         np.copyto(self.buffers[INPUT_NAME].view(shape, np.uint8), batch)
         cudart = self.cudart
-        if self.use_cuda_graph:
-            exe = self._graph_for(shape)
+        exe = self._graph_for(shape) if self.use_cuda_graph else None
+        if exe is not None:
             if timed:
                 self.timer.record(0, self.stream)
             compat.cuda_call(cudart.cudaGraphLaunch(exe, self.stream), 'cudaGraphLaunch')
@@ -411,7 +438,7 @@ class TensorRTPredictor(Predictor):
         compat.cuda_call(cudart.cudaStreamSynchronize(self.stream), 'cudaStreamSynchronize')
         if timed:
             t = {'total': self.timer.elapsed_ms(0, 3)}
-            if not self.use_cuda_graph:
+            if exe is None:
                 t.update(h2d=self.timer.elapsed_ms(0, 1), compute=self.timer.elapsed_ms(1, 2),
                          d2h=self.timer.elapsed_ms(2, 3))
             self.last_timing = t
@@ -430,6 +457,25 @@ class TensorRTPredictor(Predictor):
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         raw = {k: merged.pop(k) for k in ('loc', 'conf', 'mask', 'priors', 'proto') if k in merged}
         return normalize_contract(merged), raw
+
+    def fork(self) -> 'TensorRTPredictor':
+        """Another predictor on the same engine, for another thread: its own execution context,
+        stream, buffers and CUDA graphs (a context must not run on two threads at once; the
+        engine, its weights and the loaded plugins are shared)."""
+        twin = copy.copy(self)
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise EngineError(f'TensorRT could not create another execution context for '
+                              f'{self.path} (out of GPU memory?)')
+        twin.context = context
+        twin.stream = compat.cuda_call(
+            self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking),
+            'cudaStreamCreateWithFlags')
+        twin.buffers, twin.shapes, twin.graphs = {}, {}, {}
+        twin.current_shape = None
+        twin.timer = _Timer(self.cudart)
+        twin.last_timing = {}
+        return twin
 
     def close(self) -> None:
         if getattr(self, 'cudart', None) is None:
@@ -471,7 +517,7 @@ def polygraphy_compare(engine_path: str, onnx_path: str, *, plugin_library: Opti
     reorder near-tied detections, so judge them with yolact-validate's detection-level report.
     """
     try:
-        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+        from polygraphy.backend.onnxrt import OnnxrtRunner
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
         from polygraphy.comparator import Comparator, CompareFunc
     except ImportError:
@@ -490,8 +536,7 @@ def polygraphy_compare(engine_path: str, onnx_path: str, *, plugin_library: Opti
     shape = (batch, image_size[0], image_size[1], 3)
     check_input(shape, profile_of(sidecar))
     feed = [{INPUT_NAME: np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)}]
-    runners = [TrtRunner(EngineFromBytes(blob)),
-               OnnxrtRunner(SessionFromOnnx(onnx_path, providers=['CPUExecutionProvider']))]
+    runners = [TrtRunner(EngineFromBytes(blob)), OnnxrtRunner(onnxruntime_session(onnx_path))]
     results = Comparator.run(runners, data_loader=feed)
     accuracy = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=atol,
                                                                                      rtol=rtol))
@@ -504,6 +549,24 @@ def polygraphy_compare(engine_path: str, onnx_path: str, *, plugin_library: Opti
         outputs[name] = {'max_abs': float(diff.max()) if diff is not None and diff.size else None,
                          'mean_abs': float(diff.mean()) if diff is not None and diff.size else None}
     return {'passed': bool(accuracy), 'shape': list(shape), 'outputs': outputs}
+
+
+def onnxruntime_session(onnx_path: str):
+    """A callable opening ``onnx_path`` in ONNX Runtime (CPU), for Polygraphy's ``OnnxrtRunner``.
+    A plugin-flavour graph's nodes are in our ``yolact_deploy`` domain, which ONNX Runtime does not
+    know: it runs through the plugins' custom ops (their CPU instance), as yolact-validate does."""
+    import onnx
+
+    from ..plugins import DOMAIN
+    model = onnx.load(onnx_path)
+    if any(n.domain == DOMAIN for n in model.graph.node):
+        from ..plugins import ort_session
+        return lambda: ort_session(model)
+
+    def plain():
+        import onnxruntime as ort
+        return ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    return plain
 
 
 def find_plugin_library(sidecar: dict, explicit: Optional[str] = None) -> Optional[str]:
