@@ -182,6 +182,52 @@ def test_fast_nms_matches_a_loop_oracle_batched(cross_class):
         assert _dets(single) == expected
 
 
+_TOPK = torch.topk
+
+
+def _topk_reverse_ties(values, k, dim=-1, largest=True, sorted=True):
+    """torch.topk with the opposite tie rule (higher index first): an allowed ITopKLayer order."""
+    v, i = _TOPK(values.flip(dim), k, dim=dim, largest=largest, sorted=sorted)
+    return v, values.shape[dim] - 1 - i
+
+
+def test_tie_free_topk_equals_the_stable_sort_whatever_topk_does_with_ties():
+    from yolact_deploy.ops.nms import tie_free_topk
+    g = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        n = int(torch.randint(2, 50, (1,), generator=g))
+        k = int(torch.randint(1, n + 1, (1,), generator=g))
+        pool = torch.tensor([0.3, 0.7, 0.5, -1.0, float('-inf')])   # NMS keys: sentinels too
+        values = pool[torch.randint(0, 5, (2, 3, n), generator=g)]
+        ref_v, ref_i = torch.sort(values, dim=-1, descending=True, stable=True)
+        for topk in (torch.topk, _topk_reverse_ties):
+            v, i = tie_free_topk(values, k, topk=topk)
+            assert torch.equal(v, ref_v[..., :k]) and torch.equal(i, ref_i[..., :k])
+    # the plain selection depends on the tie rule: this is what the graph must not rely on
+    values = torch.tensor([[0.5, 0.9, 0.5, 0.9]])
+    assert not torch.equal(_topk_reverse_ties(values, 3)[1], torch.topk(values, 3)[1])
+
+
+@pytest.mark.parametrize('cross_class', [False, True])
+def test_exported_fast_nms_does_not_depend_on_topk_tie_order(monkeypatch, cross_class):
+    """Fast NMS as exported (TopK path) gives the eager reference result under either tie rule, on
+    inputs full of exact ties (overlapping boxes, repeated scores, more candidates than top_k)."""
+    from yolact_deploy.ops import nms
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(2, 40, 2, generator=g) * 0.8
+    boxes = torch.cat([xy, xy + 0.15], -1)
+    scores = torch.tensor([0.3, 0.7, 0.3, 0.02])[torch.randint(0, 4, (2, 40, 3), generator=g)]
+    kw = dict(conf_thresh=0.05, iou_threshold=0.5, top_k=6, max_detections=5,
+              cross_class=cross_class)
+    ref = fast_nms(boxes, scores, **kw)
+    monkeypatch.setattr(nms, '_exporting', lambda: True)
+    for topk in (torch.topk, _topk_reverse_ties):
+        monkeypatch.setattr(torch, 'topk', topk)
+        out = fast_nms(boxes, scores, **kw)
+        for a, b in zip(ref, out):
+            assert torch.equal(a, b)
+
+
 # ------------------------------------------------------------------------------------------------
 # Modulated deformable convolution
 # ------------------------------------------------------------------------------------------------

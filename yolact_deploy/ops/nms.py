@@ -50,7 +50,7 @@ def _top_desc(values: torch.Tensor, k: int):
     return ordered[..., :k], order[..., :k]
 
 
-def tie_free_topk(values: torch.Tensor, k: int, topk=torch.topk):
+def tie_free_topk(values: torch.Tensor, k: int, topk=None):
     """The same result as the stable descending sort's first ``k`` entries, whatever order ``topk``
     gives tied values (ONNX TopK: lower index first; TensorRT's ITopKLayer: unspecified).
 
@@ -61,6 +61,7 @@ def tie_free_topk(values: torch.Tensor, k: int, topk=torch.topk):
     comparison, a [k, k] matrix like Fast NMS's own IoU matrix; the ranks are unique, so inverting
     them is exact.
     """
+    topk = topk or torch.topk
     kth = topk(values, k, dim=-1, largest=True, sorted=True)[0][..., k - 1:k]
     above = values > kth
     tied = values == kth
