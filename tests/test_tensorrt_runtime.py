@@ -335,7 +335,9 @@ def test_gpu_dcn_engine_matches_pytorch_up_to_max_batch(plus_engines, flavour):
         n = int(one['num_detections'][0])
         assert int(batched['num_detections'][i]) == n
         np.testing.assert_allclose(batched['boxes'][i, :n], one['boxes'][0, :n], atol=1e-3)
-    report = V.compare_predictors(TorchPredictor(load_model(ckpt)), pred, images[:2], progress=False)
+    from yolact_deploy.assets import sample_images
+    report = V.compare_predictors(TorchPredictor(load_model(ckpt)), pred, sample_images()[:2],
+                                  progress=False)
     assert V.check(report, V.TOLERANCES['fp16']) == []
     with pytest.raises(YolactError, match='outside the engine profile'):
         pred.infer(np.stack(images + images[:1]))
