@@ -69,9 +69,10 @@ def check_options(config, options: ExportOptions) -> None:
         for target, spec in load_rules()['targets'].items():
             lo, hi = spec['opset']
             if not lo <= options.opset <= hi:
+                use = min(hi, DEFAULT_OPSET)
                 raise ExportError(f'--opset {options.opset} is outside what the ONNX parser of '
-                                  f'TensorRT {target} reads ({lo}..{hi}): use --opset {min(hi, DEFAULT_OPSET)}, '
-                                  f'or --no-trt-check for a graph not meant for TensorRT')
+                                  f'TensorRT {target} reads ({lo}..{hi}): use --opset {use}, or '
+                                  f'--no-trt-check for a graph not meant for TensorRT')
     if options.max_detections < 1:
         raise ExportError(f'--max-detections must be >= 1, got {options.max_detections}')
     if options.max_batch < 2:

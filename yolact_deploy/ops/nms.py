@@ -54,27 +54,28 @@ def tie_free_topk(values: torch.Tensor, k: int, topk=None):
     """The same result as the stable descending sort's first ``k`` entries, whatever order ``topk``
     gives tied values (ONNX TopK: lower index first; TensorRT's ITopKLayer: unspecified).
 
-    Only tie-order-free facts of ``topk`` are used: the sorted *values*, and the *set* of indices of
-    a selection that has no ties at its boundary. (1) The k-th value decides membership: everything
-    above it, plus the lowest-index entries equal to it (a cumulative count, exact in FP32 below 2^24
-    entries). (2) The k members are ordered by (value descending, index ascending) through pairwise
-    comparison, a [k, k] matrix like Fast NMS's own IoU matrix; the ranks are unique, so inverting
-    them is exact.
+    Every ``topk`` call here either uses only the sorted *values* or sorts keys that cannot tie:
+    (1) the k-th value decides membership: everything above it, plus the lowest-index entries equal
+    to it (a cumulative count); (2) the members, in ascending index order, from a key ``N - index``
+    that is non-zero only for members; (3) a stable order of the k members by value, from their
+    pairwise comparison (a [k, k] matrix, like Fast NMS's IoU matrix) with ties won by the earlier
+    member, which gives unique ranks. Counts and keys are FP32, exact below 2^24 entries.
     """
     topk = topk or torch.topk
+    n = values.shape[-1]
     kth = topk(values, k, dim=-1, largest=True, sorted=True)[0][..., k - 1:k]
     above = values > kth
     tied = values == kth
-    need = k - above.sum(dim=-1, keepdim=True)
-    take = above | (tied & (torch.cumsum(tied.to(torch.float32), dim=-1)
-                            <= need.to(torch.float32)))
-    members = topk(take.to(torch.float32), k, dim=-1, largest=True, sorted=True)[1]  # exactly k ones
+    room = k - above.to(torch.float32).sum(dim=-1, keepdim=True)      # tied members wanted
+    take = above | (tied & (torch.cumsum(tied.to(torch.float32), dim=-1) <= room))
+    descending = torch.arange(n, 0, -1, dtype=torch.float32, device=values.device)
+    members = topk(take.to(torch.float32) * descending, k, dim=-1, largest=True, sorted=True)[1]
     vals = torch.gather(values, -1, members)
+    earlier = torch.ones(k, k, dtype=torch.bool, device=values.device).tril(-1)   # [i, j]: j < i
     beats = (vals[..., None, :] > vals[..., :, None]) | \
-        ((vals[..., None, :] == vals[..., :, None]) & (members[..., None, :] < members[..., :, None]))
-    rank = beats.sum(dim=-1)                                           # [..., k], a permutation
-    slots = torch.arange(k, device=values.device)
-    order = ((rank[..., None, :] == slots[:, None]).to(torch.int64) * slots).sum(dim=-1)
+        ((vals[..., None, :] == vals[..., :, None]) & earlier)
+    rank = beats.to(torch.float32).sum(dim=-1)                         # a permutation of 0..k-1
+    order = topk(-rank, k, dim=-1, largest=True, sorted=True)[1]
     return torch.gather(vals, -1, order), torch.gather(members, -1, order)
 
 
