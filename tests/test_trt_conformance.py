@@ -72,6 +72,8 @@ def test_plugin_contract_matches_the_creators_sources():
             fields = {n: {'kINT32': 'INT', 'kFLOAT32': 'FLOAT'}[t] for n, t in re.findall(
                 r'mFieldNames\.emplace_back\("(\w+)", nullptr, PluginFieldType::(\w+)', src)}
         assert fields == c['fields'], op
+        # input types the wrapper accepts (supportsFormatCombination): FP16 only where it says kHALF
+        assert c['input_types'] == (['FP32', 'FP16'] if 'DataType::kHALF' in src else ['FP32']), op
 
 
 # -- every exported flavour passes ------------------------------------------------------------------
