@@ -16,7 +16,7 @@ from .common import cli_main, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..export.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from ..export.onnx_export import DCN_FORMS, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
     p = argparse.ArgumentParser(
         prog='yolact-export',
         description='Export a YOLACT/YOLACT++ checkpoint to ONNX (end-to-end engine contract by '
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--to', choices=['onnx', 'trt', 'triton'], default='onnx',
                    help='target (default onnx); triton: a Triton model repository (-o folder)')
     p.add_argument('-o', '--output', help='output file (default: <weights name>[_raw][_plugins]'
-                                          '[_fp16].onnx in the current folder)')
+                                          '[_gridsample][_fp16].onnx in the current folder)')
     p.add_argument('--raw', action='store_true',
                    help='network outputs only (loc, conf, mask, priors, proto); no decode/NMS/masks')
     p.add_argument('--with-raw', action='store_true',
@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--plugins', action='store_true',
                    help='emit custom nodes for the yolact TensorRT plugins (DCN sampling, Fast NMS) '
                         'instead of standard ops')
+    p.add_argument('--dcn', choices=DCN_FORMS,
+                   help='how YOLACT++ deformable convs are written: deformconv (ONNX DeformConv; '
+                        'default without --plugins), gridsample (GridSample + 1x1 Conv: standard '
+                        'ops that OpenVINO and TensorRT load without any plugin), plugin (our '
+                        'TensorRT plugin node; default with --plugins)')
     p.add_argument('--fp16', action='store_true',
                    help='mixed-precision graph: network in FP16; preprocessing, softmax, box '
                         'decoding, NMS and mask assembly in FP32')
@@ -58,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def default_output(weights: str, args) -> str:
     stem = os.path.splitext(os.path.basename(weights))[0]
     suffix = ('_raw' if args.raw else '') + ('_plugins' if args.plugins else '') + \
+        ('_gridsample' if getattr(args, 'dcn', None) == 'gridsample' else '') + \
         ('_fp16' if args.fp16 else '')
     return stem + suffix + ('.onnx' if args.to == 'onnx' else '.plan')
 
@@ -93,10 +99,11 @@ def _to_onnx(args, model, output):
                             fp16=args.fp16, opset=args.opset,
                             max_detections=args.max_detections, cross_class=args.cross_class_nms,
                             simplify=not args.no_simplify, max_batch=args.max_batch,
-                            trt_check=not args.no_trt_check)
+                            trt_check=not args.no_trt_check, dcn=args.dcn)
     export_onnx(model, output, options, quiet=args.quiet)
     size = os.path.getsize(output) / 2 ** 20
-    print(f'wrote {output} ({size:.1f} MiB, {options.flavour}, {options.precision}, '
+    dcn = f', dcn {options.dcn_form}' if model.config.uses_dcn else ''
+    print(f'wrote {output} ({size:.1f} MiB, {options.flavour}{dcn}, {options.precision}, '
           f'{"raw" if args.raw else "end-to-end"}, opset {args.opset})')
 
 
@@ -155,7 +162,7 @@ def main(argv=None):
         if args.config:  # fail on options before loading a big checkpoint
             check_options(get_preset(args.config), ExportOptions(
                 plugins=args.plugins, opset=args.opset, max_detections=args.max_detections,
-                max_batch=args.max_batch, trt_check=not args.no_trt_check))
+                max_batch=args.max_batch, trt_check=not args.no_trt_check, dcn=args.dcn))
     weights, model = _load(args)
     output = args.output or default_output(weights, args)
     print(f'model: {weights} (preset {model.config.name}, input {model.config.max_size})',

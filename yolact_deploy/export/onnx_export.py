@@ -28,6 +28,9 @@ DEFAULT_OPSET = 19
 MIN_OPSET = 17           # non-DCN presets; lower opsets lack what the graph needs
 DCN_MIN_OPSET = 19       # ONNX DeformConv appeared in opset 19
 MAX_OPSET = 21           # highest opset exported and checked here (ONNX Runtime 1.31 runs it)
+# How deformable convs are written (docs/onnx.md, "Flavours"): ONNX DeformConv, GridSample + 1x1 Conv
+# (standard ops every runtime loads without a plugin), or our YolactDeformIm2col plugin node.
+DCN_FORMS = ('deformconv', 'gridsample', 'plugin')
 
 
 class ExportError(YolactError):
@@ -46,10 +49,15 @@ class ExportOptions:
     simplify: bool = True             # onnxslim
     max_batch: int = 64               # upper bound of the dynamic batch dim (torch.export needs one)
     trt_check: bool = True            # end with the TensorRT conformance check (deploy.trt_conformance)
+    dcn: Optional[str] = None         # DCN_FORMS; None: 'plugin' with plugins, else 'deformconv'
 
     @property
     def flavour(self) -> str:
         return 'plugins' if self.plugins else 'portable'
+
+    @property
+    def dcn_form(self) -> str:
+        return self.dcn or ('plugin' if self.plugins else 'deformconv')
 
     @property
     def precision(self) -> str:
@@ -61,9 +69,18 @@ def check_options(config, options: ExportOptions) -> None:
     if not isinstance(options.opset, int) or not MIN_OPSET <= options.opset <= MAX_OPSET:
         raise ExportError(f'unsupported opset {options.opset}: use {MIN_OPSET}..{MAX_OPSET} '
                           f'(default {DEFAULT_OPSET})')
-    if config.uses_dcn and options.opset < DCN_MIN_OPSET and not options.plugins:
+    if options.dcn_form not in DCN_FORMS:
+        raise ExportError(f"unknown --dcn '{options.dcn}': use one of {', '.join(DCN_FORMS)}")
+    if options.dcn_form == 'plugin' and not options.plugins:
+        raise ExportError('--dcn plugin is the plugin flavour: add --plugins (or use --dcn '
+                          'gridsample for a plugin-free graph)')
+    if options.dcn_form == 'deformconv' and options.plugins:
+        raise ExportError('--plugins writes the DCN as --dcn plugin or --dcn gridsample, not '
+                          'deformconv')
+    if config.uses_dcn and options.opset < DCN_MIN_OPSET and options.dcn_form == 'deformconv':
         raise ExportError(f"preset '{config.name}' uses deformable convolution, which needs opset "
-                          f'>= {DCN_MIN_OPSET} (ONNX DeformConv); got --opset {options.opset}')
+                          f'>= {DCN_MIN_OPSET} (ONNX DeformConv); got --opset {options.opset} '
+                          '(--dcn gridsample works from opset 17)')
     if options.trt_check:
         from ..deploy.trt_conformance import load_rules
         for target, spec in load_rules()['targets'].items():
@@ -120,11 +137,13 @@ def _torch_export(wrapper: ExportWrapper, config, options: ExportOptions):
     height = torch.export.Dim('height', min=2, max=16384)
     width = torch.export.Dim('width', min=2, max=16384)
     sink = io.StringIO()
+    routing = contextlib.ExitStack()
     if options.plugins:
         from .plugins import nms_as_plugin_op
-        routing = nms_as_plugin_op()
-    else:
-        routing = contextlib.nullcontext()
+        routing.enter_context(nms_as_plugin_op())
+    if options.dcn_form == 'gridsample':
+        from .dcn_gridsample import dcn_as_gridsample
+        routing.enter_context(dcn_as_gridsample())
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink), routing:
         warnings.simplefilter('ignore')
         try:
@@ -183,9 +202,12 @@ def _uint8_input_feeds_only_cast(model) -> None:
             node.input[0] = cast.output[0]
 
 
-def _plugin_metadata() -> dict:
-    from .plugins import plugin_metadata
-    return plugin_metadata()
+def _extra_metadata(config, options: ExportOptions) -> dict:
+    extra = {'dcn': options.dcn_form if config.uses_dcn else None}
+    if options.plugins:
+        from .plugins import plugin_metadata
+        extra.update(plugin_metadata(dcn=config.uses_dcn and options.dcn_form == 'plugin'))
+    return extra
 
 
 def simplify(model):
@@ -220,7 +242,8 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
     wrapper = ExportWrapper(model, raw=options.raw,
                             max_detections=options.max_detections,
                             cross_class=options.cross_class, with_raw=options.with_raw)
-    with steps(f'torch.export + ONNX translation ({config.name}, {options.flavour}, '
+    dcn = f', dcn {options.dcn_form}' if config.uses_dcn else ''
+    with steps(f'torch.export + ONNX translation ({config.name}, {options.flavour}{dcn}, '
                f'{options.precision}, opset {options.opset})'):
         proto = _torch_export(wrapper, config, options)
     _strip_node_metadata(proto)
@@ -233,7 +256,7 @@ def build_onnx(model, options: ExportOptions = ExportOptions(), quiet: bool = Tr
                           precision=options.precision, opset=options.opset,
                           max_detections=options.max_detections, cross_class=options.cross_class,
                           proto_size=proto_size(config), output_names=wrapper.output_names,
-                          extra=_plugin_metadata() if options.plugins else None)
+                          extra=_extra_metadata(config, options))
     attach_metadata(proto, meta)
     proto.producer_name = 'yolact-deploy'
     proto.doc_string = (f'YOLACT {config.name} ({meta["graph"]}, {options.flavour}, '

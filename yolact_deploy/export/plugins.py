@@ -96,10 +96,12 @@ def check_plugin_options(config, options) -> None:
         return  # a raw graph has only the DCN nodes
 
 
-def plugin_metadata() -> dict:
+def plugin_metadata(dcn: bool = True) -> dict:
+    """``dcn``: the graph has ``YolactDeformIm2col`` nodes (a DCN preset exported with --dcn plugin)."""
     plugins = _plugins_module()
+    nodes = [plugins.DEFORM_IM2COL, plugins.FAST_NMS] if dcn else [plugins.FAST_NMS]
     return {'plugins': {'domain': plugins.DOMAIN, 'domain_version': plugins.DOMAIN_VERSION,
-                        'nodes': [plugins.DEFORM_IM2COL, plugins.FAST_NMS],
+                        'nodes': nodes,
                         'plugin_version': plugins.PLUGIN_VERSION,
                         'plugin_namespace': plugins.PLUGIN_NAMESPACE,
                         'library': plugins.TRT_LIBRARY}}

@@ -21,6 +21,7 @@ from ..postprocess import ImageDetections, finalize
 BACKENDS = {
     'torch': 'yolact_deploy.runtime.torch_backend',
     'onnxruntime': 'yolact_deploy.runtime.onnxruntime_backend',
+    'openvino': 'yolact_deploy.runtime.openvino_backend',
     'tensorrt': 'yolact_deploy.runtime.tensorrt_backend',
 }
 _EXTENSIONS = {'.pth': 'torch', '.pt': 'torch', '.onnx': 'onnxruntime', '.plan': 'tensorrt',
