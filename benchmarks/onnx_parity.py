@@ -1,12 +1,15 @@
 """Acceptance run: every official preset (random-init, official-format weights) and the bundled model,
-exported to ONNX and run on ONNX Runtime CPU against PyTorch.
+exported to ONNX and run on ONNX Runtime CPU (and OpenVINO CPU) against PyTorch.
 
 For each model: export once (end-to-end graph plus raw outputs, ``--with-raw``), then the same
-comparison as ``yolact-validate`` on bundled sample images, with the FP32 tolerances. The plugin
-flavour is added when the plugins' ONNX Runtime custom-op library is available.
+comparison as ``yolact-validate`` on bundled sample images, with the FP32 tolerances, for each
+backend. The plugin flavour is added when the plugins' ONNX Runtime custom-op library is available.
+Flavour ``gridsample`` is the portable graph exported with ``--dcn gridsample`` (for presets without
+DCN it is the portable graph). ``--latency N`` also times each backend on the graph (batch 1, the
+first image, median of N after one warm-up, ``Predictor.run``: the graph call only).
 
     python benchmarks/onnx_parity.py [--presets a,b] [--images 3] [--flavours portable,plugins]
-        [--out benchmarks/results/onnx_parity.json]
+        [--backends onnxruntime,openvino] [--latency N] [--out benchmarks/results/onnx_parity.json]
 
 Each model runs in its own process (memory of the R-101 exports is returned between presets).
 """
@@ -44,23 +47,59 @@ def make_official_checkpoint(preset: str, path: str, seed: int = 0) -> None:
     torch.save(model.state_dict(), path)
 
 
-def run_one(name: str, flavour: str, images: int, workdir: str, threads: int) -> dict:
+class _CachedReference:
+    """The PyTorch reference runs once per image, whatever the number of backends compared."""
+
+    def __init__(self, predictor):
+        self.predictor, self.cache = predictor, {}
+        self.category_ids = predictor.category_ids
+
+    def predict_batch(self, images, score_threshold=None):
+        key = (images[0].shape, hash(images[0].tobytes()), score_threshold)
+        if key not in self.cache:
+            self.cache[key] = self.predictor.predict_batch(images, score_threshold)
+        return self.cache[key]
+
+
+def _latency(backend, image, runs: int) -> dict:
+    import numpy as np
+    batch = [image]
+    backend.run(batch)                                    # warm-up (shape-specific set-up)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        backend.run(batch)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {'median_ms': round(float(np.median(times)), 1), 'min_ms': round(min(times), 1),
+            'runs': runs, 'loadavg_1min': round(os.getloadavg()[0], 2)}
+
+
+def _backend(name: str, path: str, threads: int):
+    if name == 'openvino':
+        from yolact_deploy.runtime.openvino_backend import OpenVINOPredictor
+        return OpenVINOPredictor(path, threads=threads)
+    from yolact_deploy.runtime.onnxruntime_backend import OnnxRuntimePredictor
+    return OnnxRuntimePredictor(path, threads=threads)
+
+
+def run_one(name: str, flavour: str, images: int, workdir: str, threads: int,
+            backends=('onnxruntime',), latency: int = 0) -> list:
     import torch
 
     from yolact_deploy import validate as V
     from yolact_deploy.assets import sample_images
     from yolact_deploy.checkpoint import load_model
     from yolact_deploy.export import ExportOptions, export_onnx
-    from yolact_deploy.runtime.onnxruntime_backend import OnnxRuntimePredictor
     from yolact_deploy.runtime.torch_backend import TorchPredictor
+    from yolact_deploy.transforms import load_image
     torch.set_num_threads(threads)
     if name == 'bundled':
         from yolact_deploy.assets import DEFAULT_WEIGHTS_NAME, default_weights
         try:
             weights = default_weights()
         except Exception:
-            return {'model': name, 'flavour': flavour, 'passed': None,
-                    'skipped': f'the bundled model {DEFAULT_WEIGHTS_NAME} is not in this checkout'}
+            return [{'model': name, 'flavour': flavour, 'passed': None,
+                     'skipped': f'the bundled model {DEFAULT_WEIGHTS_NAME} is not in this checkout'}]
     else:
         weights = os.path.join(workdir, f'{name}_0_0.pth')   # official file-name pattern
         if not os.path.exists(weights):
@@ -68,26 +107,38 @@ def run_one(name: str, flavour: str, images: int, workdir: str, threads: int) ->
     model = load_model(weights)
     onnx_path = os.path.join(workdir, f'{name}_{flavour}.onnx')
     t0 = time.time()
-    export_onnx(model, onnx_path, ExportOptions(with_raw=True, plugins=flavour == 'plugins'))
+    export_onnx(model, onnx_path, ExportOptions(
+        with_raw=True, plugins=flavour == 'plugins',
+        dcn='gridsample' if flavour == 'gridsample' else None))
     export_s = time.time() - t0
-    backend = OnnxRuntimePredictor(onnx_path, threads=threads)
-    reference = TorchPredictor(load_model(weights))
+    reference = _CachedReference(TorchPredictor(load_model(weights)))
     paths = sample_images()[:images]
-    report = V.compare_predictors(reference, backend, paths, progress=False)
-    violations = V.check(report, V.TOLERANCES['fp32'])
-    report.pop('per_image')
     size = os.path.getsize(onnx_path)
+    rows = []
+    for backend_name in backends:
+        backend = _backend(backend_name, onnx_path, threads)
+        report = V.compare_predictors(reference, backend, paths, progress=False)
+        violations = V.check(report, V.TOLERANCES['fp32'])
+        report.pop('per_image')
+        row = {'model': name, 'preset': model.config.name, 'max_size': model.config.max_size,
+               'flavour': flavour, 'backend': backend_name, 'export_seconds': round(export_s, 1),
+               'onnx_mib': round(size / 2 ** 20, 1),
+               'images': [os.path.basename(p) for p in paths],
+               'passed': not violations, 'violations': violations, 'report': report}
+        if latency:
+            row['latency'] = _latency(backend, load_image(paths[0]), latency)
+        rows.append(row)
+        del backend
     os.unlink(onnx_path)
-    return {'model': name, 'preset': model.config.name, 'max_size': model.config.max_size,
-            'flavour': flavour, 'export_seconds': round(export_s, 1),
-            'onnx_mib': round(size / 2 ** 20, 1), 'images': [os.path.basename(p) for p in paths],
-            'passed': not violations, 'violations': violations, 'report': report}
+    return rows
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--presets', default=','.join(ORDER + ('bundled',)))
     p.add_argument('--flavours', default='portable,plugins')
+    p.add_argument('--backends', default='onnxruntime', help='onnxruntime,openvino')
+    p.add_argument('--latency', type=int, default=0, help='timed runs per backend (0: none)')
     p.add_argument('--images', type=int, default=3)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--out', default=os.path.join(HERE, 'results', 'onnx_parity.json'))
@@ -95,7 +146,8 @@ def main():
     p.add_argument('--workdir', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        result = run_one(args.one[0], args.one[1], args.images, args.workdir, args.threads)
+        result = run_one(args.one[0], args.one[1], args.images, args.workdir, args.threads,
+                         args.backends.split(','), args.latency)
         print('RESULT ' + json.dumps(result))
         return
     flavours = args.flavours.split(',')
@@ -120,19 +172,23 @@ def main():
                 t0 = time.time()
                 proc = subprocess.run(
                     [sys.executable, __file__, '--one', name, flavour, '--workdir', workdir,
-                     '--images', str(args.images), '--threads', str(args.threads)],
+                     '--images', str(args.images), '--threads', str(args.threads),
+                     '--backends', args.backends, '--latency', str(args.latency)],
                     capture_output=True, text=True)
                 lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
                 if proc.returncode or not lines:
                     tail = (proc.stderr.strip().splitlines() or ['?'])[-1]
-                    results.append({'model': name, 'flavour': flavour, 'passed': False,
-                                    'error': tail[:500]})
+                    rows = [{'model': name, 'flavour': flavour, 'passed': False,
+                             'error': tail[:500]}]
                 else:
-                    results.append(json.loads(lines[-1][7:]))
-                r = results[-1]
-                verdict = {True: 'PASS', False: 'FAIL', None: 'SKIP'}[r['passed']]
-                print(f'   {verdict} in {time.time() - t0:.0f}s '
-                      f'{r.get("violations") or r.get("error") or r.get("skipped") or ""}', file=sys.stderr, flush=True)
+                    rows = json.loads(lines[-1][7:])
+                results += rows
+                for r in rows:
+                    verdict = {True: 'PASS', False: 'FAIL', None: 'SKIP'}[r['passed']]
+                    print(f'   {r.get("backend", "")} {verdict} in {time.time() - t0:.0f}s '
+                          f'{r.get("latency", "")} '
+                          f'{r.get("violations") or r.get("error") or r.get("skipped") or ""}',
+                          file=sys.stderr, flush=True)
                 _write(args.out, _merged(previous, results), skipped_plugins, args)
     print(f'wrote {args.out}')
 
@@ -146,21 +202,33 @@ def _previous(path) -> list:
         return []
 
 
+def _key(r) -> tuple:
+    return r['model'], r['flavour'], r.get('backend', 'onnxruntime')
+
+
 def _merged(previous, results) -> list:
-    new = {(r['model'], r['flavour']) for r in results}
-    return [r for r in previous if (r['model'], r['flavour']) not in new] + results
+    new = {_key(r) for r in results}
+    return [r for r in previous if _key(r) not in new] + results
 
 
 def _write(path, results, skipped_plugins, args):
     import onnxruntime
     import torch
-    doc = {'what': 'ONNX (ONNX Runtime CPU) vs PyTorch FP32, end-to-end graph with raw outputs',
+    try:
+        import openvino
+        ov_version = openvino.__version__
+    except ImportError:
+        ov_version = None
+    doc = {'what': 'ONNX (ONNX Runtime CPU, OpenVINO CPU where backend says so) vs PyTorch FP32, '
+                   'end-to-end graph with raw outputs',
            'tolerances': 'fp32: raw max abs <= 1e-4, identical (prior, class) detections, boxes '
                          'and scores <= 1e-4, mask IoU >= 0.999 excluding pixels within 1e-4 of '
                          'the 0.5 threshold',
            'machine': {'cpu': platform.processor() or platform.machine(),
                        'cores': os.cpu_count(), 'threads': args.threads,
-                       'torch': torch.__version__, 'onnxruntime': onnxruntime.__version__},
+                       'torch': torch.__version__, 'onnxruntime': onnxruntime.__version__,
+                       'openvino': ov_version,
+                       'loadavg_end': [round(v, 2) for v in os.getloadavg()]},
            'plugins_flavour_skipped': skipped_plugins,
            'all_passed': all(r['passed'] for r in results if r['passed'] is not None),
            'results': results}
