@@ -61,17 +61,25 @@ class _CachedReference:
         return self.cache[key]
 
 
-def _latency(backend, image, runs: int) -> dict:
+def _latency(backends: dict, image, runs: int) -> dict:
+    """Median graph-call time per backend; runs interleaved (A, B, A, B, ...) so that the load of a
+    shared machine falls on every backend alike."""
     import numpy as np
     batch = [image]
-    backend.run(batch)                                    # warm-up (shape-specific set-up)
-    times = []
+    for backend in backends.values():
+        backend.run(batch)                                # warm-up (shape-specific set-up)
+    times = {name: [] for name in backends}
+    loads = []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        backend.run(batch)
-        times.append((time.perf_counter() - t0) * 1000)
-    return {'median_ms': round(float(np.median(times)), 1), 'min_ms': round(min(times), 1),
-            'runs': runs, 'loadavg_1min': round(os.getloadavg()[0], 2)}
+        for name, backend in backends.items():
+            t0 = time.perf_counter()
+            backend.run(batch)
+            times[name].append((time.perf_counter() - t0) * 1000)
+        loads.append(os.getloadavg()[0])
+    return {name: {'median_ms': round(float(np.median(t)), 1), 'min_ms': round(min(t), 1),
+                   'runs': runs, 'interleaved': True,
+                   'loadavg_1min': [round(min(loads), 2), round(max(loads), 2)]}
+            for name, t in times.items()}
 
 
 def _backend(name: str, path: str, threads: int):
@@ -114,9 +122,9 @@ def run_one(name: str, flavour: str, images: int, workdir: str, threads: int,
     reference = _CachedReference(TorchPredictor(load_model(weights)))
     paths = sample_images()[:images]
     size = os.path.getsize(onnx_path)
-    rows = []
+    rows, loaded = [], {}
     for backend_name in backends:
-        backend = _backend(backend_name, onnx_path, threads)
+        backend = loaded[backend_name] = _backend(backend_name, onnx_path, threads)
         report = V.compare_predictors(reference, backend, paths, progress=False)
         violations = V.check(report, V.TOLERANCES['fp32'])
         report.pop('per_image')
@@ -125,10 +133,12 @@ def run_one(name: str, flavour: str, images: int, workdir: str, threads: int,
                'onnx_mib': round(size / 2 ** 20, 1),
                'images': [os.path.basename(p) for p in paths],
                'passed': not violations, 'violations': violations, 'report': report}
-        if latency:
-            row['latency'] = _latency(backend, load_image(paths[0]), latency)
         rows.append(row)
-        del backend
+    if latency:
+        times = _latency(loaded, load_image(paths[0]), latency)
+        for row in rows:
+            row['latency'] = times[row['backend']]
+    del loaded, backend
     os.unlink(onnx_path)
     return rows
 

@@ -149,6 +149,7 @@ def machine_facts() -> dict:
         'python': platform.python_version(),
         'versions': {'yolact_deploy': __version__, 'numpy': np.__version__,
                      'torch': _version('torch'), 'onnxruntime': _version('onnxruntime'),
+                     'openvino': _version('openvino'),
                      'tensorrt': None, 'cuda_python': None, 'opencv': _version('cv2')},
         'gpu': None, 'gpu_note': None, 'jetson': jetson_facts(),
     }

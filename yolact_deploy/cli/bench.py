@@ -23,11 +23,14 @@ RANDOM_PREFIX = 'random:'
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='yolact-bench',
-        description='Benchmark YOLACT models: .pth (PyTorch), .onnx (ONNX Runtime), .plan '
-                    '(TensorRT). Warm-up excluded; p50/p90/p99, spread and throughput per batch.')
+        description='Benchmark YOLACT models: .pth (PyTorch), .onnx (ONNX Runtime or OpenVINO), '
+                    '.plan (TensorRT). Warm-up excluded; p50/p90/p99, spread and throughput per batch.')
     p.add_argument('models', nargs='*', metavar='MODEL',
                    help="model files, or random:PRESET for lively random PyTorch weights "
                         "(default: the bundled model)")
+    p.add_argument('--backend', default=None, metavar='NAME[,NAME]',
+                   help='backends for .onnx models: onnxruntime (default), openvino; several, '
+                        'comma separated, benchmark each .onnx model once per backend')
     p.add_argument('--batch', default='1', help='batch sizes, comma separated (default 1)')
     p.add_argument('--warmup', type=int, default=3, help='untimed runs first (default 3)')
     p.add_argument('--iters', type=int, default=20, help='timed runs per mode (default 20)')
@@ -74,7 +77,27 @@ def random_predictor(preset: str, threads: int = 0):
     return TorchPredictor(model, 'cpu')
 
 
-def load_for_bench(model: str, args):
+ONNX_BACKENDS = ('onnxruntime', 'openvino')
+
+
+def parse_backends(text):
+    if not text:
+        return [None]
+    names = [v for v in str(text).replace(' ', '').split(',') if v]
+    bad = [n for n in names if n not in ONNX_BACKENDS]
+    if not names or bad:
+        raise InputError(f"--backend expects {' or '.join(ONNX_BACKENDS)} (comma separated), "
+                         f'got {text!r}')
+    return names
+
+
+def runs_for(models, backends):
+    """(model, backend) pairs: each .onnx model once per --backend, other files by extension."""
+    return [(m, b) for m in models
+            for b in (backends if m.lower().endswith('.onnx') else [None])]
+
+
+def load_for_bench(model: str, args, backend=None):
     from ..runtime import load_predictor
     if model.startswith(RANDOM_PREFIX):
         return random_predictor(model[len(RANDOM_PREFIX):])
@@ -87,7 +110,7 @@ def load_for_bench(model: str, args):
         options['cuda_graph'] = True
     if args.plugin_library:
         options['plugin_library'] = args.plugin_library
-    return load_predictor(model, **options)
+    return load_predictor(model, backend, **options)
 
 
 @cli_main
@@ -95,6 +118,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .. import bench as B
     batches = parse_batches(args.batch)
+    backends = parse_backends(args.backend)
     if args.warmup < 0:
         raise InputError(f'--warmup must be >= 0, got {args.warmup}')
     if args.iters < 2:
@@ -129,8 +153,8 @@ def main(argv=None):
                 else ['bundled sample 000000311002.jpg'],
                 'cuda_graph': args.cuda_graph, 'device': args.device}
     report = B.new_report(settings)
-    for model in models:
-        predictor = load_for_bench(model, args)
+    for model, backend in runs_for(models, backends):
+        predictor = load_for_bench(model, args, backend)
         if predictor.backend == 'tensorrt':
             from ..runtime.tensorrt_backend import check_input
             for b in batches:

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--weights', help='model file: .pth (ours or official), .onnx or .plan; '
                                      'default: the bundled model')
     p.add_argument('--config', help='preset for official checkpoints whose name does not tell it')
-    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'tensorrt'],
+    p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'tensorrt'],
                    help='force a backend (default: from the file extension)')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda:0 (default cpu)')
     p.add_argument('--score-threshold', type=float, default=0.15,

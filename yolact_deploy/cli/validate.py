@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--weights', help='the PyTorch checkpoint it was exported from (default: the '
                                      'bundled model)')
     p.add_argument('--config', help='preset for official checkpoints whose name does not tell it')
-    p.add_argument('--backend', choices=['onnxruntime', 'tensorrt'],
+    p.add_argument('--backend', choices=['onnxruntime', 'openvino', 'tensorrt'],
                    help='backend for MODEL (default: from the extension)')
     p.add_argument('--images', nargs='+', metavar='PATH',
                    help='images or folders (default: a bundled sample image)')
