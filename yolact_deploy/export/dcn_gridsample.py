@@ -19,7 +19,8 @@ Semantics are :func:`yolact_deploy.ops.dcn.modulated_deform_conv2d_reference`:
    conv's ``groups``) plus bias.
 
 Deformable groups fold into the batch of the ``GridSample`` (``[B * dg, C / dg, H, W]``), so any
-``dg`` is one node. The normalisation round trip costs a few float32 ulps of a pixel position.
+``dg`` is one node. The normalisation round trip costs a few float32 ulps of a pixel position. In
+``--fp16`` graphs the grid and the sampling stay FP32 (Casts around the ``GridSample``).
 """
 from __future__ import annotations
 
@@ -61,10 +62,12 @@ def modulated_deform_conv2d_gridsample(x, offset, mask, weight, bias=None, strid
     batch, channels, height, width = x.shape
     ho, wo = offset.shape[2], offset.shape[3]
     dg = mask.shape[1] // taps
-    grid = sampling_grid(offset, height, width, (kh, kw), stride, padding, dilation)
-    sampled = F.grid_sample(x.reshape(batch * dg, channels // dg, height, width), grid,
+    # Positions and sampling in FP32 also in --fp16 graphs (FP16 has 11 significant bits: coordinate
+    # arithmetic stays FP32, as for box decoding; ONNX Runtime's CPU GridSample is FP32 only).
+    grid = sampling_grid(offset.float(), height, width, (kh, kw), stride, padding, dilation)
+    sampled = F.grid_sample(x.float().reshape(batch * dg, channels // dg, height, width), grid,
                             mode='bilinear', padding_mode='zeros', align_corners=False)
-    sampled = sampled.reshape(batch, dg, channels // dg, taps, ho, wo)        # [B, dg, C/dg, taps, ..]
+    sampled = sampled.to(x.dtype).reshape(batch, dg, channels // dg, taps, ho, wo)
     sampled = sampled * mask.reshape(batch, dg, 1, taps, ho, wo)
     cols = sampled.reshape(batch, channels * taps, ho, wo)                    # row c * taps + t
     return F.conv2d(cols, weight.reshape(cout, -1, 1, 1), bias, groups=groups)
