@@ -920,7 +920,7 @@ def run(args, model, output: Optional[str]) -> int:
         onnx_path = os.path.splitext(output)[0] + '.onnx'     # model_fp16.plan <- model_fp16.onnx
         kw = dict(plugins=want['plugins'], fp16=want['fp16'], max_batch=want['max_batch'])
         for name, key in (('opset', 'opset'), ('max_detections', 'max_detections'),
-                          ('cross_class_nms', 'cross_class')):
+                          ('cross_class_nms', 'cross_class'), ('dcn', 'dcn')):
             if getattr(args, name, None) is not None:
                 kw[key] = getattr(args, name)
         export_onnx(model, onnx_path, ExportOptions(**kw), quiet=getattr(args, 'quiet', False))
