@@ -15,7 +15,6 @@ AMX (``INFERENCE_PRECISION_HINT``); this backend asks for f32 so that the FP32 g
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -24,8 +23,8 @@ import numpy as np
 from ..errors import InputError, YolactError
 from .predictor import Predictor, normalize_contract
 
-METADATA_KEY = 'yolact_deploy'
-RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')
+METADATA_KEY = 'yolact_deploy'                             # = export.metadata.METADATA_KEY
+RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')   # = export.wrapper.RAW_OUTPUTS (torch)
 
 
 def _import_openvino():
