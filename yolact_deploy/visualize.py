@@ -23,9 +23,11 @@ def draw_detections(image: np.ndarray, dets: ImageDetections, mask_alpha: float 
     """Returns a copy of the BGR image with the detections drawn (lowest score drawn first)."""
     out = image.astype(np.float32)
     order = np.argsort(-dets.mask_scores, kind='stable')[::-1]
+    crops = dets.mask_crops  # blend inside each mask's box only
     for i in order:
-        m = dets.masks[i]
-        out[m] = out[m] * (1 - mask_alpha) + np.array(color(int(i)), np.float32) * mask_alpha
+        (y, x), m = crops.offsets[i], crops.bitmaps[i]
+        region = out[y:y + m.shape[0], x:x + m.shape[1]]
+        region[m] = region[m] * (1 - mask_alpha) + np.array(color(int(i)), np.float32) * mask_alpha
     out = np.clip(out, 0, 255).astype(np.uint8)
     labels = dets.labels()
     for i in order:

@@ -61,9 +61,7 @@ def _restrict(det: ImageDetections, score_threshold: float, top_k: Optional[int]
         keep = keep[:top_k]
     if len(keep) == len(det):
         return det
-    return ImageDetections(boxes=det.boxes[keep], classes=det.classes[keep], scores=det.scores[keep],
-                           mask_scores=det.mask_scores[keep], masks=det.masks[keep],
-                           class_names=det.class_names)
+    return det.subset(keep)
 
 
 def model_max_batch(predictor) -> Optional[int]:

@@ -29,8 +29,6 @@ log = logging.getLogger('yolact_deploy.serve')
 
 def detections_json(det, height: int, width: int, category_ids, masks: bool) -> dict:
     """One image's result, the same layout as the C++ service (engines/src/results.cpp)."""
-    from pycocotools import mask as mask_util
-    import numpy as np
     out = []
     labels = det.labels()
     for i in range(len(det)):
@@ -42,9 +40,7 @@ def detections_json(det, height: int, width: int, category_ids, masks: bool) -> 
                  'mask_score': float(det.mask_scores[i]), 'box': [x1, y1, x2, y2],
                  'bbox': [x1, y1, x2 - x1, y2 - y1]}
         if masks:
-            rle = mask_util.encode(np.asfortranarray(det.masks[i].astype(np.uint8)))
-            entry['mask'] = {'size': [int(s) for s in rle['size']],
-                             'counts': rle['counts'].decode('ascii')}
+            entry['mask'] = det.mask_rle(i)  # from the box-cropped mask
         out.append(entry)
     return {'width': int(width), 'height': int(height), 'detections': out}
 
