@@ -67,7 +67,10 @@ def test_bench_predictor_modes_and_csv(tmp_path):
     B.write_csv(report, str(path))
     rows = list(csv.DictReader(open(path)))
     assert {(row['batch'], row['mode']) for row in rows} == {
-        ('1', 'end_to_end'), ('1', 'inference'), ('3', 'end_to_end'), ('3', 'inference')}
+        (str(b), m) for b in (1, 3) for m in ('end_to_end', 'inference', 'postprocess')}
+    assert r['postprocess']['runs'] == 2
+    assert r['postprocess_per_image_ms'] == pytest.approx(r['postprocess']['p50_ms'] / 3)
+    assert 'host post-processing' in B.summary_lines(report)[1]
     assert all(float(row['p99_ms']) >= float(row['p50_ms']) for row in rows)
     assert B.summary_lines(report)[0].startswith('fake.onnx')
 
@@ -137,3 +140,4 @@ def test_bench_onnx_runs(tmp_path):
     m = json.loads(out_json.read_text())['models'][0]
     assert m['backend'] == 'onnxruntime' and [r['batch'] for r in m['results']] == [1, 2]
     assert 'stages' not in m['results'][0]
+    assert m['results'][0]['postprocess']['runs'] == 2  # host post-processing for every backend

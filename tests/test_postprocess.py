@@ -164,7 +164,10 @@ def test_finalize_keeps_compact_masks_and_materialises_on_access():
     det = finalize(out, [(90, 150)], [])[0]
     assert isinstance(det.mask_crops, MaskCrops) and det._dense is None
     assert sum(b.size for b in det.mask_crops.bitmaps) < 12 * 90 * 150
+    ref = finalize(out, [(90, 150)], [], full_image_masks=True)[0]
+    assert ref._crops is None and ref.to_coco(1, range(80)) == det.to_coco(1, range(80))
     np.testing.assert_array_equal(det.masks, full_image_path(out['masks'][0], 90, 150))
+    np.testing.assert_array_equal(det.masks, ref.masks)
     assert det.image_size == (90, 150)
     sub = det.subset(np.array([3, 0]))
     np.testing.assert_array_equal(sub.masks, det.masks[[3, 0]])

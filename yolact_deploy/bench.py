@@ -7,7 +7,9 @@ Method (the same for every backend, so numbers compare):
   CUDA graph capture), then ``iters`` timed runs with ``time.perf_counter``;
 - per batch size: ``end_to_end`` = ``Predictor.predict_batch`` (host preprocessing, inference, the
   shared numpy post-processing to final masks at image size); ``inference`` = ``Predictor.run``
-  (no final post-processing); for TensorRT also GPU-only times from CUDA events, with and without
+  (no final post-processing); ``postprocess`` = that host post-processing alone
+  (:func:`~yolact_deploy.postprocess.finalize` of the batch's engine-contract outputs, the same
+  code for every backend; ``postprocess_per_image_ms`` = its p50 / batch); for TensorRT also GPU-only times from CUDA events, with and without
   the H2D/D2H copies; for PyTorch the time of each stage (the split of
   benchmarks/torch_cpu_stages.py: preprocess, backbone, FPN, protonet, heads, detect);
 - statistics: mean, standard deviation, min, p50, p90, p99, max over the timed runs (p99 of fewer
@@ -293,6 +295,11 @@ def bench_predictor(predictor, images: Sequence[np.ndarray], batches: Sequence[i
         entry['end_to_end'] = e2e
         entry['inference'] = inf
         entry['images_per_s'] = {'end_to_end': throughput(e2e, b), 'inference': throughput(inf, b)}
+        say(f'batch {b}: host post-processing')
+        post = _postprocess_times(predictor, batch, score_threshold, warmup, iters)
+        entry['postprocess'] = post
+        entry['postprocess_per_image_ms'] = post['p50_ms'] / b
+        entry['postprocess_share_of_end_to_end'] = post['p50_ms'] / e2e['p50_ms']
         out = predictor.predict_batch(batch, score_threshold)
         entry['detections_per_image'] = [len(r) for r in out.results][:8]
         if predictor.backend == 'tensorrt':
@@ -303,6 +310,15 @@ def bench_predictor(predictor, images: Sequence[np.ndarray], batches: Sequence[i
                                                 predictor.device)
         results.append(entry)
     return {'results': results}
+
+
+def _postprocess_times(predictor, batch, score_threshold: float, warmup: int, iters: int) -> dict:
+    """Host post-processing of one batch: ``finalize`` on the contract outputs of one run."""
+    from .postprocess import finalize
+    detections, _ = predictor.run(batch)
+    sizes = [im.shape[:2] for im in batch]
+    return summarize(timed(lambda: finalize(detections, sizes, predictor.class_names,
+                                            score_threshold=score_threshold), warmup, iters))
 
 
 def _gpu_times(predictor, batch, warmup: int, iters: int) -> dict:
@@ -331,6 +347,8 @@ def csv_rows(report: dict) -> List[dict]:
     for m in report['models']:
         for r in m['results']:
             modes = [('end_to_end', r['end_to_end']), ('inference', r['inference'])]
+            if 'postprocess' in r:
+                modes.append(('postprocess', r['postprocess']))
             modes += [(f'gpu_{k}', v) for k, v in r.get('gpu', {}).items()]
             modes += [(f'stage_{k}', v) for k, v in r.get('stages', {}).items()]
             for mode, s in modes:
@@ -378,6 +396,9 @@ def summary_lines(report: dict) -> List[str]:
                     f"(p90 {e['p90_ms']:.1f}, p99 {e['p99_ms']:.1f}, sd {e['std_ms']:.1f}) "
                     f"{r['images_per_s']['end_to_end']:7.1f} img/s | inference p50 "
                     f"{i['p50_ms']:8.1f} ms {r['images_per_s']['inference']:7.1f} img/s")
+            if 'postprocess' in r:
+                text += (f" | host post-processing {r['postprocess_per_image_ms']:.1f} ms/image "
+                         f"({100 * r['postprocess_share_of_end_to_end']:.0f}% of end-to-end)")
             gpu = r.get('gpu')
             if gpu:
                 text += (f" | GPU {gpu['with_transfers']['p50_ms']:.2f} ms with copies"

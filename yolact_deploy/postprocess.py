@@ -302,11 +302,13 @@ def sanitize_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def finalize(outputs: Dict[str, np.ndarray], image_sizes: Sequence[Tuple[int, int]],
              class_names: Sequence[str], score_threshold: float = 0.0,
-             top_k: Optional[int] = None) -> List[ImageDetections]:
+             top_k: Optional[int] = None, full_image_masks: bool = False) -> List[ImageDetections]:
     """Engine-contract outputs (batched numpy) -> one :class:`ImageDetections` per image.
 
     ``outputs`` needs ``num_detections [B]``, ``boxes [B,K,4]`` (relative), ``scores [B,K]``,
     ``classes [B,K]``, ``masks [B,K,Hp,Wp]`` and optionally ``mask_scores [B,K]``.
+    ``full_image_masks=True`` takes the old path (every mask resized over the whole image, dense
+    result): the reference of the tests and benchmarks, identical in content and slower.
     """
     results = []
     for b, (height, width) in enumerate(image_sizes):
@@ -317,10 +319,14 @@ def finalize(outputs: Dict[str, np.ndarray], image_sizes: Sequence[Tuple[int, in
         if top_k is not None:
             keep = keep[:top_k]
         boxes = np.asarray(outputs['boxes'][b, keep], np.float32)
-        crops = crop_resize_masks(np.asarray(outputs['masks'][b, keep], np.float32), height, width)
+        masks = np.asarray(outputs['masks'][b, keep], np.float32)
+        if full_image_masks:
+            found = {'masks': resize_masks(masks, height, width) > 0.5}
+        else:
+            found = {'mask_crops': crop_resize_masks(masks, height, width)}
         results.append(ImageDetections(
             boxes=sanitize_boxes(boxes, height, width),
             classes=np.asarray(outputs['classes'][b, keep]).astype(np.int64),
-            scores=scores[keep], mask_scores=mask_scores[keep], mask_crops=crops,
-            class_names=tuple(class_names)))
+            scores=scores[keep], mask_scores=mask_scores[keep], class_names=tuple(class_names),
+            **found))
     return results

@@ -1,30 +1,69 @@
 #include "yolact/rle.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace yolact {
 
-std::vector<uint32_t> rle_counts(const uint8_t* mask, int height, int width) {
+std::vector<uint32_t> rle_counts_box(const uint8_t* box, int top, int left, int box_h, int box_w,
+                                     int height, int width) {
+    const size_t total = static_cast<size_t>(std::max(height, 0)) * std::max(width, 0);
     std::vector<uint32_t> counts;
+    size_t last = 0;  // start of the current run (column-major pixel index)
     uint8_t current = 0;  // runs start with zeros
-    uint32_t run = 0;
-    for (int x = 0; x < width; ++x) {
-        for (int y = 0; y < height; ++y) {
-            const uint8_t v = mask[static_cast<size_t>(y) * width + x] ? 1 : 0;
-            if (v != current) {
-                counts.push_back(run);
-                run = 0;
-                current = v;
+    auto change = [&](size_t at) {
+        counts.push_back(static_cast<uint32_t>(at - last));
+        last = at;
+        current = static_cast<uint8_t>(1 - current);
+    };
+    // Zeros above and below the box split a column's runs; a full-height box lets a run continue.
+    const bool full_height = top == 0 && box_h == height;
+    for (int x = 0; x < box_w; ++x) {
+        const size_t base = static_cast<size_t>(left + x) * height + top;
+        for (int y = 0; y < box_h; ++y) {
+            const uint8_t v = box[static_cast<size_t>(y) * box_w + x] ? 1 : 0;
+            if (v != current) change(base + y);
+        }
+        if (current && !full_height && base + box_h < total) change(base + box_h);
+    }
+    if (current && full_height && box_w > 0) {
+        const size_t end = static_cast<size_t>(left + box_w) * height;
+        if (end < total) change(end);
+    }
+    counts.push_back(static_cast<uint32_t>(total - last));
+    return counts;
+}
+
+std::vector<uint32_t> rle_counts(const uint8_t* mask, int height, int width) {
+    // Bounding box of the set pixels (a cache-friendly row-major scan), then runs inside it only.
+    int t = height, b = -1, l = width, r = -1;
+    for (int y = 0; y < height; ++y) {
+        const uint8_t* row = mask + static_cast<size_t>(y) * width;
+        for (int x = 0; x < width; ++x) {
+            if (row[x]) {
+                t = std::min(t, y);
+                b = y;
+                l = std::min(l, x);
+                r = std::max(r, x);
             }
-            ++run;
         }
     }
-    counts.push_back(run);
-    return counts;
+    if (b < 0) return rle_counts_box(nullptr, 0, 0, 0, 0, height, width);
+    std::vector<uint8_t> box(static_cast<size_t>(b - t + 1) * (r - l + 1));
+    for (int y = t; y <= b; ++y) {
+        std::copy_n(mask + static_cast<size_t>(y) * width + l, r - l + 1,
+                    box.data() + static_cast<size_t>(y - t) * (r - l + 1));
+    }
+    return rle_counts_box(box.data(), t, l, b - t + 1, r - l + 1, height, width);
 }
 
 std::vector<uint32_t> rle_counts(const Mask& mask) {
     return rle_counts(mask.data.data(), mask.height, mask.width);
+}
+
+std::vector<uint32_t> rle_counts(const MaskCrop& mask) {
+    return rle_counts_box(mask.data.data(), mask.top, mask.left, mask.height, mask.width,
+                          mask.image_height, mask.image_width);
 }
 
 std::string rle_to_string(const std::vector<uint32_t>& counts) {
@@ -94,6 +133,10 @@ Mask rle_decode(const std::vector<uint32_t>& counts, int height, int width) {
 
 CocoRle encode_coco_rle(const Mask& mask) {
     return {mask.height, mask.width, rle_to_string(rle_counts(mask))};
+}
+
+CocoRle encode_coco_rle(const MaskCrop& mask) {
+    return {mask.image_height, mask.image_width, rle_to_string(rle_counts(mask))};
 }
 
 }  // namespace yolact

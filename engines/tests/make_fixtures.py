@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 SAMPLES = os.path.join(ROOT, 'yolact_deploy', 'assets', 'samples')
 sys.path.insert(0, ROOT)
-VERSION = 4  # bump when the fixture layout changes
+VERSION = 5  # bump when the fixture layout changes
 
 
 def stamp_of() -> str:

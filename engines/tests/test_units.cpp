@@ -2,6 +2,8 @@
 // GPU needed), input planning, RLE round trips, image codecs, SHA-256.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "yolact/codec.hpp"
@@ -269,6 +271,115 @@ TEST_CASE("finalize_edge_cases") {
     v.num_detections = -5;
     CHECK_EQ(finalize(v, 10, 20, {}).size(), 0u);
     CHECK_THROWS_WITH(finalize(v, 0, 20, {}), doctest::Contains("image size must be positive"));
+}
+
+namespace {
+
+// Column-major runs over the whole mask, pixel by pixel: the plain definition of COCO RLE counts.
+std::vector<uint32_t> naive_rle(const Mask& m) {
+    std::vector<uint32_t> counts;
+    uint8_t cur = 0;
+    uint32_t run = 0;
+    for (int x = 0; x < m.width; ++x) {
+        for (int y = 0; y < m.height; ++y) {
+            const uint8_t v = m.at(y, x) ? 1 : 0;
+            if (v != cur) {
+                counts.push_back(run);
+                run = 0;
+                cur = v;
+            }
+            ++run;
+        }
+    }
+    counts.push_back(run);
+    return counts;
+}
+
+// Prototype-resolution maps as the model makes them: probabilities zeroed outside a box (the
+// official crop), for boxes at and beyond the borders, 1-pixel, empty and whole-image boxes, many
+// random overlapping ones; plus all-zero, all-0.5 (at the threshold) and single-pixel maps.
+std::vector<float> adversarial_maps(std::mt19937& rng, int n, int ph, int pw) {
+    std::uniform_real_distribution<float> u(0.f, 1.f), pos(-0.2f, 1.2f);
+    std::vector<float> maps(static_cast<size_t>(n) * ph * pw, 0.f);
+    const float special[][4] = {{0, 0, 1, 1}, {-0.5f, -0.5f, 0.02f, 0.03f}, {0.97f, 0.98f, 1.6f, 1.3f},
+                                {-1, -1, -0.5f, -0.2f}, {1.2f, 0.1f, 1.5f, 0.3f}, {0.5f, 0.5f, 0.5f, 0.5f},
+                                {0, 0, 0.01f, 1}, {0, 0.999f, 1, 1}};
+    for (int i = 0; i < n; ++i) {
+        float b[4];
+        for (int k = 0; k < 4; ++k) b[k] = i < 8 ? special[i][k] : pos(rng);
+        const int x1 = std::max(0, static_cast<int>(std::floor(std::min(b[0], b[2]) * pw)));
+        const int x2 = std::min(pw, std::max(static_cast<int>(std::ceil(std::max(b[0], b[2]) * pw)), x1 + (i == 5)));
+        const int y1 = std::max(0, static_cast<int>(std::floor(std::min(b[1], b[3]) * ph)));
+        const int y2 = std::min(ph, std::max(static_cast<int>(std::ceil(std::max(b[1], b[3]) * ph)), y1 + (i == 5)));
+        float* m = maps.data() + static_cast<size_t>(i) * ph * pw;
+        for (int y = y1; y < y2; ++y)
+            for (int x = x1; x < x2; ++x) m[static_cast<size_t>(y) * pw + x] = u(rng);
+    }
+    float* last = maps.data() + static_cast<size_t>(n - 3) * ph * pw;
+    std::fill(last, last + ph * pw, 0.f);
+    std::fill(last + ph * pw, last + 2 * ph * pw, 0.5f);
+    std::fill(last + 2 * ph * pw, last + 3 * ph * pw, 0.f);
+    last[2 * ph * pw + (ph / 2) * pw + pw / 3] = 1.f;
+    return maps;
+}
+
+}  // namespace
+
+// Masks computed in their windows only == the full-image resize thresholded, bit for bit; RLE from
+// the crop == RLE of the full mask.
+TEST_CASE("finalize_mask_crop_matches_full_image_resize") {
+    const struct { int ph, pw, h, w; } cases[] = {
+        {32, 32, 480, 640}, {24, 20, 61, 333}, {32, 32, 32, 32}, {32, 32, 13, 9},
+        {32, 32, 16, 16}, {32, 32, 16, 17}, {32, 32, 1, 1}, {5, 7, 300, 2}};
+    std::mt19937 rng(3);
+    int masks = 0, nonempty = 0;
+    for (const auto& c : cases) {
+        const int n = 30;
+        const std::vector<float> maps = adversarial_maps(rng, n, c.ph, c.pw);
+        std::vector<float> full(static_cast<size_t>(c.h) * c.w);
+        for (int i = 0; i < n; ++i) {
+            const float* m = maps.data() + static_cast<size_t>(i) * c.ph * c.pw;
+            resize_bilinear_map(m, c.ph, c.pw, full.data(), c.h, c.w);
+            const MaskCrop crop = upsample_mask_crop(m, c.ph, c.pw, c.h, c.w);
+            const Mask dense = crop.dense();
+            size_t diff = 0;
+            for (size_t q = 0; q < full.size(); ++q) diff += (full[q] > 0.5f) != (dense.data[q] != 0);
+            CHECK_MESSAGE(diff == 0, c.ph << "x" << c.pw << " -> " << c.h << "x" << c.w << " mask " << i << ": "
+                                      << diff << " pixels differ");
+            CHECK(crop.data.size() <= full.size());
+            CHECK_EQ(crop.area(), dense.area());
+            CHECK(rle_counts(crop) == naive_rle(dense));
+            CHECK(rle_counts(dense) == naive_rle(dense));
+            CHECK(upsample_mask(m, c.ph, c.pw, c.h, c.w).data == dense.data);
+            ++masks;
+            nonempty += crop.area() > 0;
+        }
+    }
+    CHECK(nonempty > masks / 2);
+    // The exact 2x downscale is OpenCV's 2x2 average, not the bilinear formula.
+    const float src[4] = {0.1f, 0.7f, 0.3f, 0.9f};
+    float out = 0;
+    resize_bilinear_map(src, 2, 2, &out, 1, 1);
+    CHECK_EQ(out, (((0.1f + 0.7f) + 0.3f) + 0.9f) * 0.25f);
+}
+
+TEST_CASE("rle_from_crop_edge_cases") {
+    // Runs that cross columns (a full-height box), start and end with set pixels, empty masks.
+    for (int t = 0; t < 4; ++t) {
+        MaskCrop c;
+        c.image_height = 6;
+        c.image_width = 5;
+        c.top = t == 1 ? 2 : 0;
+        c.left = t == 2 ? 0 : 1;
+        c.height = t == 3 ? 0 : c.image_height - c.top;
+        c.width = t == 3 ? 0 : c.image_width - c.left;
+        c.data.assign(static_cast<size_t>(c.height) * c.width, 1);
+        if (t == 2) c.data[3] = 0;
+        CHECK(rle_counts(c) == naive_rle(c.dense()));
+        CHECK_EQ(encode_coco_rle(c).counts, encode_coco_rle(c.dense()).counts);
+    }
+    MaskCrop none;  // an empty image
+    CHECK(rle_counts(none) == std::vector<uint32_t>{0});
 }
 
 // ---- RLE ------------------------------------------------------------------------------------------

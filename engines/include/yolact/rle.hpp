@@ -5,14 +5,22 @@
 #include <string>
 #include <vector>
 
+#include "yolact/postprocess.hpp"
 #include "yolact/types.hpp"
 
 namespace yolact {
 
 // Uncompressed COCO RLE: run lengths over the column-major (Fortran) pixel order, starting with a
 // run of zeros (possibly empty).
+// Only the bounding box of the set pixels is walked column by column (finding it is a row-major scan).
 std::vector<uint32_t> rle_counts(const uint8_t* mask, int height, int width);
 std::vector<uint32_t> rle_counts(const Mask& mask);
+// The same counts from a box-cropped mask alone, without making the full mask.
+std::vector<uint32_t> rle_counts(const MaskCrop& mask);
+// The same for a [box_h, box_w] row-major bitmap at (top, left) of an otherwise empty
+// [height, width] mask.
+std::vector<uint32_t> rle_counts_box(const uint8_t* box, int top, int left, int box_h, int box_w,
+                                     int height, int width);
 
 // The compressed "counts" string of pycocotools (rleToString): 5-bit groups, ASCII offset 48,
 // counts after the second one stored as differences to the count two places before.
@@ -31,5 +39,6 @@ struct CocoRle {
     std::string counts;
 };
 CocoRle encode_coco_rle(const Mask& mask);
+CocoRle encode_coco_rle(const MaskCrop& mask);
 
 }  // namespace yolact
