@@ -357,6 +357,19 @@ def _official_worker(args) -> None:
         classes, scores, boxes, masks = postprocess(dets, w, h, crop_masks=True, score_threshold=0)
     for hk in hooks:
         hk.remove()
+    net.detect = real_detect
+    e2e_s = []
+    if args.time_iters:
+        # End to end from the decoded image to full-resolution results, as eval.py does per image.
+        image = cv2.imread(args.image)
+        for i in range(args.time_iters + 1):   # the first run is a warm-up
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                fr = torch.from_numpy(image).float()
+                d = net(FastBaseTransform()(fr.unsqueeze(0)))
+                postprocess(d, w, h, crop_masks=True, score_threshold=0)
+            if i:
+                e2e_s.append(time.perf_counter() - t0)
     mask_scores = scores
     if isinstance(scores, list):              # YOLACT++: [box scores, mask-rescored scores]
         scores, mask_scores = scores
@@ -371,7 +384,7 @@ def _official_worker(args) -> None:
                   'masks': masks.bool() if masks.numel() else torch.zeros(0, h, w, dtype=torch.bool),
                   'boxes_rel': rec['detect_boxes_rel']},
         'image_hw': (h, w), 'signature': state_dict_signature(state),
-        'dcn_stats': list(dcn_v2.STATS), 'forward_s': forward_s,
+        'dcn_stats': list(dcn_v2.STATS), 'forward_s': forward_s, 'end_to_end_s': e2e_s,
         'max_num_detections': cfg.max_num_detections,
     }, os.path.join(args.out, 'official.pt'))
 
@@ -493,7 +506,7 @@ def _our_final(model, image_path: str) -> tuple:
 
 def run_preset(official_dir: str, preset: str, image: str = DEFAULT_IMAGE,
                calib_image: str = DEFAULT_CALIB_IMAGE, seed: int = 0, threads: int = 1,
-               workdir: str = None, log=print) -> dict:
+               workdir: str = None, log=print, time_iters: int = 0) -> dict:
     """Runs the official worker and our model for one preset; returns the result record."""
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
@@ -504,7 +517,8 @@ def run_preset(official_dir: str, preset: str, image: str = DEFAULT_IMAGE,
     with tempfile.TemporaryDirectory(prefix=f'parity-{preset}-', dir=workdir) as tmp:
         cmd = [sys.executable, os.path.abspath(__file__), '--_worker', '--official-dir', official_dir,
                '--preset', preset, '--image', image, '--calib-image', calib_image,
-               '--seed', str(seed), '--threads', str(threads), '--out', tmp]
+               '--seed', str(seed), '--threads', str(threads), '--out', tmp,
+               '--time-iters', str(time_iters)]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1', OMP_NUM_THREADS=str(threads))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -570,10 +584,38 @@ def run_preset(official_dir: str, preset: str, image: str = DEFAULT_IMAGE,
         res['seconds'] = {'official_forward': round(off['forward_s'], 2),
                           'ours_forward': round(ours_forward_s, 2),
                           'total': round(time.time() - t_start, 1)}
+        if time_iters:
+            res['end_to_end'] = _end_to_end_times(model, image, time_iters, off['end_to_end_s'])
         res['ok'] = bool(res['raw_ok'] and res['detections']['ok']
                          and res['state_dict']['ours_matches_official'])
     log(_summary_line(preset, res))
     return res
+
+
+def _end_to_end_times(model, image_path: str, iters: int, official_s) -> dict:
+    """Median wall time from the decoded image to final full-resolution results: the official
+    (FastBaseTransform, Yolact, postprocess) against ours (TorchPredictor.predict_batch; and with
+    the dense masks materialised, as the official returns them). Warm-up run excluded."""
+    import cv2
+    from yolact_deploy.runtime.torch_backend import TorchPredictor
+    image = cv2.imread(image_path)
+    pred = TorchPredictor(model)
+    ours, dense = [], []
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        r = pred.predict_batch([image], score_threshold=0.0).results[0]
+        t1 = time.perf_counter()
+        r.masks  # noqa: B018 - materialise the [n, H, W] array
+        t2 = time.perf_counter()
+        if i:
+            ours.append(t1 - t0)
+            dense.append(t2 - t0)
+    med = lambda v: float(np.median(v))  # noqa: E731
+    return {'runs': iters, 'official_ms': round(1000 * med(official_s), 1),
+            'ours_ms': round(1000 * med(ours), 1), 'ours_with_dense_masks_ms': round(1000 * med(dense), 1),
+            'ratio_ours_over_official': round(med(ours) / med(official_s), 3),
+            'ratio_with_dense_masks': round(med(dense) / med(official_s), 3),
+            'loadavg': [round(v, 2) for v in os.getloadavg()]}
 
 
 def _summary_line(preset: str, r: dict) -> str:
@@ -583,7 +625,10 @@ def _summary_line(preset: str, r: dict) -> str:
             f"{worst[1].get('rel_err', float('nan')):.2e} ({worst[0]})  dets {d['official_count']}/"
             f"{d['ours_count']} matched {d['matched']}  score {d['max_score_err']:.1e} "
             f"box {d['max_box_err_px']:.0f}px  mask {100 * d['max_mask_disagreement_frac_of_union']:.3f}%"
-            f"  ({r['seconds']['total']}s)")
+            f"  ({r['seconds']['total']}s)"
+            + (f"  end to end: official {r['end_to_end']['official_ms']:.0f} ms, ours "
+               f"{r['end_to_end']['ours_ms']:.0f} ms (x{r['end_to_end']['ratio_ours_over_official']})"
+               if 'end_to_end' in r else ''))
 
 
 def main(argv=None) -> int:
@@ -597,6 +642,8 @@ def main(argv=None) -> int:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--json', help='write the results here')
+    p.add_argument('--time-iters', type=int, default=0,
+                   help='also time both pipelines end to end (image -> final masks), N runs each')
     p.add_argument('--_worker', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--preset', help=argparse.SUPPRESS)
     p.add_argument('--out', help=argparse.SUPPRESS)
@@ -619,7 +666,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         results[preset] = run_preset(args.official_dir, preset, args.image, args.calib_image,
-                                     args.seed, args.threads)
+                                     args.seed, args.threads, time_iters=args.time_iters)
     doc = {
         'generated_by': 'tools/official_parity.py',
         'what': 'our PyTorch reference model vs the official dbolya/yolact code, both on the CPU in '
