@@ -358,18 +358,30 @@ def _official_worker(args) -> None:
     for hk in hooks:
         hk.remove()
     net.detect = real_detect
-    e2e_s = []
+    e2e_s = {'official': [], 'ours': [], 'ours_with_dense_masks': []}
     if args.time_iters:
-        # End to end from the decoded image to full-resolution results, as eval.py does per image.
+        # End to end from the decoded image to full-resolution results (as eval.py does per image),
+        # official and ours alternately in this one process, so both see the same machine load.
+        sys.path.insert(0, REPO)
+        from yolact_deploy.checkpoint import load_model
+        from yolact_deploy.runtime.torch_backend import TorchPredictor
+        ours = TorchPredictor(load_model(pth))
         image = cv2.imread(args.image)
-        for i in range(args.time_iters + 1):   # the first run is a warm-up
+        for i in range(args.time_iters + 1):   # the first round is a warm-up
             t0 = time.perf_counter()
             with torch.no_grad():
                 fr = torch.from_numpy(image).float()
                 d = net(FastBaseTransform()(fr.unsqueeze(0)))
                 postprocess(d, w, h, crop_masks=True, score_threshold=0)
+            t1 = time.perf_counter()
+            r = ours.predict_batch([image], score_threshold=0.0).results[0]
+            t2 = time.perf_counter()
+            r.masks  # noqa: B018 - the dense [n, H, W] array, as the official returns it
+            t3 = time.perf_counter()
             if i:
-                e2e_s.append(time.perf_counter() - t0)
+                e2e_s['official'].append(t1 - t0)
+                e2e_s['ours'].append(t2 - t1)
+                e2e_s['ours_with_dense_masks'].append(t3 - t1)
     mask_scores = scores
     if isinstance(scores, list):              # YOLACT++: [box scores, mask-rescored scores]
         scores, mask_scores = scores
@@ -585,37 +597,25 @@ def run_preset(official_dir: str, preset: str, image: str = DEFAULT_IMAGE,
                           'ours_forward': round(ours_forward_s, 2),
                           'total': round(time.time() - t_start, 1)}
         if time_iters:
-            res['end_to_end'] = _end_to_end_times(model, image, time_iters, off['end_to_end_s'])
+            res['end_to_end'] = _end_to_end_times(off['end_to_end_s'], time_iters)
         res['ok'] = bool(res['raw_ok'] and res['detections']['ok']
                          and res['state_dict']['ours_matches_official'])
     log(_summary_line(preset, res))
     return res
 
 
-def _end_to_end_times(model, image_path: str, iters: int, official_s) -> dict:
-    """Median wall time from the decoded image to final full-resolution results: the official
-    (FastBaseTransform, Yolact, postprocess) against ours (TorchPredictor.predict_batch; and with
-    the dense masks materialised, as the official returns them). Warm-up run excluded."""
-    import cv2
-    from yolact_deploy.runtime.torch_backend import TorchPredictor
-    image = cv2.imread(image_path)
-    pred = TorchPredictor(model)
-    ours, dense = [], []
-    for i in range(iters + 1):
-        t0 = time.perf_counter()
-        r = pred.predict_batch([image], score_threshold=0.0).results[0]
-        t1 = time.perf_counter()
-        r.masks  # noqa: B018 - materialise the [n, H, W] array
-        t2 = time.perf_counter()
-        if i:
-            ours.append(t1 - t0)
-            dense.append(t2 - t0)
-    med = lambda v: float(np.median(v))  # noqa: E731
-    return {'runs': iters, 'official_ms': round(1000 * med(official_s), 1),
-            'ours_ms': round(1000 * med(ours), 1), 'ours_with_dense_masks_ms': round(1000 * med(dense), 1),
-            'ratio_ours_over_official': round(med(ours) / med(official_s), 3),
-            'ratio_with_dense_masks': round(med(dense) / med(official_s), 3),
-            'loadavg': [round(v, 2) for v in os.getloadavg()]}
+def _end_to_end_times(samples: dict, iters: int) -> dict:
+    """Median wall times from the decoded image to final full-resolution results, measured
+    alternately in the worker: the official (FastBaseTransform, Yolact, postprocess) and ours
+    (TorchPredictor.predict_batch; also with the dense masks materialised, as the official returns
+    them). Warm-up round excluded."""
+    med = {k: float(np.median(v)) for k, v in samples.items()}
+    return {'runs': iters, 'official_ms': round(1000 * med['official'], 1),
+            'ours_ms': round(1000 * med['ours'], 1),
+            'ours_with_dense_masks_ms': round(1000 * med['ours_with_dense_masks'], 1),
+            'ratio_ours_over_official': round(med['ours'] / med['official'], 3),
+            'ratio_with_dense_masks': round(med['ours_with_dense_masks'] / med['official'], 3),
+            'loadavg_after': [round(v, 2) for v in os.getloadavg()]}
 
 
 def _summary_line(preset: str, r: dict) -> str:
