@@ -197,3 +197,24 @@ def test_rle_from_crops_is_pycocotools_encoding_byte_for_byte():
 def test_image_detections_needs_one_kind_of_masks():
     with pytest.raises(ValueError, match='exactly one'):
         ImageDetections(np.zeros((0, 4), np.int32), np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+def test_real_images_with_the_bundled_model_identical_to_full_image_path():
+    """Real photos, every detection the bundled model keeps (threshold 0): 0 differing pixels and the
+    same RLE strings (benchmarks/finalize_crop.py does the same on the 80 coco_mini val images)."""
+    from pycocotools import mask as mask_util
+
+    from yolact_deploy.assets import sample_images
+    from yolact_deploy.runtime import load_predictor
+    from yolact_deploy.transforms import load_image
+    pred = load_predictor()
+    for path in sample_images()[:1]:
+        image = load_image(path)
+        dets, _ = pred.run([image])
+        new = finalize(dets, [image.shape[:2]], pred.class_names)[0]
+        ref = finalize(dets, [image.shape[:2]], pred.class_names, full_image_masks=True)[0]
+        assert len(new) > 10
+        np.testing.assert_array_equal(new.masks, ref.masks)
+        for i in range(len(new)):
+            enc = mask_util.encode(np.asfortranarray(ref.masks[i].astype(np.uint8)))
+            assert new.mask_rle(i)['counts'] == enc['counts'].decode('ascii')
