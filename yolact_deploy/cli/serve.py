@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f'per-image pixel limit (default {d.max_pixels})')
     p.add_argument('--max-images', type=int, default=d.max_images_per_request,
                    help=f'images per request (default {d.max_images_per_request})')
+    p.add_argument('--max-request-mb', type=float, default=d.max_request_bytes / 2 ** 20,
+                   help='memory one request may hold (body, decoded images, masks; estimated from '
+                        f'the image headers before decoding) before 413 (default {d.max_request_bytes / 2 ** 20:g})')
+    p.add_argument('--memory-budget-mb', type=float, default=d.memory_budget_bytes / 2 ** 20,
+                   help='memory all requests together may hold before 503 (default '
+                        f'{d.memory_budget_bytes / 2 ** 20:g})')
     p.add_argument('--max-connections', type=int, default=d.max_connections,
                    help=f'open connections (default {d.max_connections})')
     p.add_argument('--timeout', type=float, default=d.request_timeout_s,
@@ -65,7 +71,9 @@ def main(argv=None):
         host=args.host, port=args.port, max_batch=args.max_batch,
         batch_window_ms=args.batch_window_ms, max_queue=args.max_queue,
         max_body_bytes=int(args.max_body_mb * 2 ** 20), max_pixels=args.max_pixels,
-        max_images_per_request=args.max_images, max_connections=args.max_connections,
+        max_images_per_request=args.max_images,
+        max_request_bytes=int(args.max_request_mb * 2 ** 20),
+        memory_budget_bytes=int(args.memory_budget_mb * 2 ** 20), max_connections=args.max_connections,
         request_timeout_s=args.timeout, score_threshold=args.score_threshold, top_k=args.top_k,
         model_name=args.name, access_log=args.access_log).validate()
     options = {'config': args.config, 'cross_class': args.cross_class_nms}

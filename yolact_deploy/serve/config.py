@@ -17,6 +17,10 @@ class ServeConfig:
     max_body_bytes: int = 20 * 2 ** 20  # request body limit -> 413
     max_pixels: int = 40_000_000        # per decoded image -> 413 (checked from the header first)
     max_images_per_request: int = 16    # -> 413
+    # Memory accounting (serve/budget.py): what a request may hold (body copies, decoded images,
+    # masks) -> 413, and what all requests together may hold -> 503.
+    max_request_bytes: int = 1024 * 2 ** 20
+    memory_budget_bytes: int = 1536 * 2 ** 20
     max_connections: int = 64           # open connections; more -> 503 at once
     request_timeout_s: float = 60.0     # waiting for inference -> 504
     read_timeout_s: float = 15.0        # idle/slow clients are disconnected
@@ -35,6 +39,9 @@ class ServeConfig:
             (self.max_body_bytes >= 1024, 'max body must be at least 1 KiB'),
             (self.max_pixels >= 1, 'max pixels must be positive'),
             (self.max_images_per_request >= 1, 'max images per request must be >= 1'),
+            (self.max_request_bytes >= 2 ** 20, 'max request memory must be at least 1 MiB'),
+            (self.memory_budget_bytes >= self.max_request_bytes,
+             'the memory budget must be at least the per-request memory limit'),
             (self.max_connections >= 1, 'max connections must be >= 1'),
             (self.request_timeout_s > 0 and self.read_timeout_s > 0, 'timeouts must be positive'),
             (0.0 <= self.score_threshold <= 1.0, 'score threshold must be in [0, 1]'),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import struct
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -23,14 +22,9 @@ from urllib.parse import parse_qs
 import cv2
 import numpy as np
 
-
-class RequestError(Exception):
-    """A bad request: HTTP status + one-line message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from .budget import image_cost
+from .errors import RequestError
+from .imageheader import HeaderError, image_size, read_header
 
 
 @dataclass
@@ -46,40 +40,39 @@ IMAGE_TYPES = ('image/', 'application/octet-stream')
 
 
 def image_size_from_header(data: bytes):
-    """(width, height) from a PNG IHDR or a JPEG SOF marker without decoding; None if unknown."""
-    if data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) >= 24:
-        return struct.unpack('>II', data[16:24])
-    if data[:2] == b'\xff\xd8':
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
-                i += 2
-                continue
-            length = struct.unpack('>H', data[i + 2:i + 4])[0]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                h, w = struct.unpack('>HH', data[i + 5:i + 9])
-                return w, h
-            i += 2 + length
-    return None
+    """(width, height) from the header without decoding; None if unknown."""
+    return image_size(data)
 
 
-def decode_image(data: bytes, max_pixels: int, what: str = 'image') -> np.ndarray:
+class _Unbounded:
+    """No memory accounting (direct callers of :func:`decode_image`)."""
+
+    def charge(self, n: int, what: str) -> None:
+        pass
+
+
+def decode_image(data: bytes, max_pixels: int, what: str = 'image', budget=None,
+                 detections: int = 0) -> np.ndarray:
+    """Decodes after checking, from the header alone, the format, the pixel limit and the memory
+    the image will cost (charged to ``budget``: 413/503 before any pixel is allocated)."""
     if not data:
         raise RequestError(400, f'{what} is empty')
-    size = image_size_from_header(data)
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise RequestError(413, f'{what} of {size[0]}x{size[1]} pixels exceeds the limit of '
-                                f'{max_pixels} pixels')
+    try:
+        header = read_header(data)
+    except HeaderError as exc:
+        raise RequestError(400, f'{what} is not an image (or is corrupt): {exc}') from None
+    if header.pixels > max_pixels:
+        raise RequestError(413, f'{what} of {header.width}x{header.height} pixels exceeds the limit '
+                                f'of {max_pixels} pixels')
+    (budget or _Unbounded()).charge(
+        image_cost(header.pixels, header.source_bytes_per_pixel, detections),
+        f'{what} ({header.width}x{header.height})')
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RequestError(400, f'{what} is not an image (or is corrupt): supported are JPEG, PNG, '
                                 'BMP, TIFF, WebP')
-    if image.shape[0] * image.shape[1] > max_pixels:
-        raise RequestError(413, f'{what} of {image.shape[1]}x{image.shape[0]} pixels exceeds the '
-                                f'limit of {max_pixels} pixels')
+    if image.shape[0] * image.shape[1] > header.pixels:  # the header lied: never trust it twice
+        raise RequestError(400, f'{what} decodes to more pixels than its header says')
     return image
 
 
@@ -129,11 +122,13 @@ def _apply_options(req: DetectRequest, options: dict, source: str) -> None:
         req.masks = _parse_bool(options['masks'], f'masks ({source})')
 
 
-def _parse_json(body: bytes, max_images: int, max_pixels: int, req: DetectRequest) -> None:
+def _parse_json(body: bytes, max_images: int, req: DetectRequest) -> list:
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(400, f'malformed JSON: {exc}') from None
+    except RecursionError:  # deeply nested brackets: the parser's stack, not ours, gave up
+        raise RequestError(400, 'malformed JSON: nested too deeply') from None
     if not isinstance(doc, dict):
         raise RequestError(400, 'the JSON body must be an object with "image" or "images"')
     unknown = set(doc) - {'image', 'images', 'score_threshold', 'top_k', 'masks'}
@@ -147,13 +142,14 @@ def _parse_json(body: bytes, max_images: int, max_pixels: int, req: DetectReques
     if len(encoded) > max_images:
         raise RequestError(413, f'{len(encoded)} images in one request; the limit is {max_images}')
     _apply_options(req, doc, 'JSON')
+    out = []
     for i, value in enumerate(encoded):
         what = 'image' if 'image' in doc else f'images[{i}]'
-        req.images.append(decode_image(_b64(value, what), max_pixels, what))
+        out.append((what, _b64(value, what)))
+    return out
 
 
-def _parse_multipart(body: bytes, content_type: str, max_images: int, max_pixels: int,
-                     req: DetectRequest) -> None:
+def _parse_multipart(body: bytes, content_type: str, max_images: int, req: DetectRequest) -> list:
     if 'boundary=' not in content_type:
         raise RequestError(400, 'multipart/form-data without a boundary')
     msg = BytesParser(policy=HTTP).parsebytes(
@@ -167,7 +163,7 @@ def _parse_multipart(body: bytes, content_type: str, max_images: int, max_pixels
         payload = part.get_payload(decode=True) or b''
         ctype = part.get_content_type()
         if filename is not None or ctype.startswith(IMAGE_TYPES):
-            files.append((filename or name or f'part{len(files)}', payload))
+            files.append((f'upload {filename or name or f"part{len(files)}"!r}', payload))
         elif name in ('score_threshold', 'top_k', 'masks'):
             options[name] = payload.decode('utf-8', 'replace').strip()
         elif name is not None:
@@ -177,27 +173,33 @@ def _parse_multipart(body: bytes, content_type: str, max_images: int, max_pixels
     if len(files) > max_images:
         raise RequestError(413, f'{len(files)} images in one request; the limit is {max_images}')
     _apply_options(req, options, 'form')
-    for name, payload in files:
-        req.images.append(decode_image(payload, max_pixels, f'upload {name!r}'))
+    return files
 
 
 def parse_detect_request(body: bytes, content_type: Optional[str], query: str, *,
-                         max_images: int, max_pixels: int) -> DetectRequest:
+                         max_images: int, max_pixels: int, budget=None,
+                         default_top_k: Optional[int] = None,
+                         max_detections: int = 100) -> DetectRequest:
+    """Parses options and images; every image is charged to ``budget`` (see budget.py) with the
+    masks it may produce (the effective top_k, at most ``max_detections``) before it is decoded."""
     req = DetectRequest()
     ctype = (content_type or '').strip()
     base = ctype.split(';')[0].strip().lower()
     if not base:
         raise RequestError(415, 'missing Content-Type: send image/jpeg, image/png, '
                                 'multipart/form-data or application/json')
-    if base == 'application/json':
-        _parse_json(body, max_images, max_pixels, req)
-    elif base == 'multipart/form-data':
-        _parse_multipart(body, ctype, max_images, max_pixels, req)
-    elif base.startswith(IMAGE_TYPES):
-        req.images.append(decode_image(body, max_pixels, 'the upload'))
-    else:
-        raise RequestError(415, f'unsupported Content-Type {base!r}: send image/jpeg, image/png, '
-                                'multipart/form-data or application/json')
+    try:
+        if base == 'application/json':
+            encoded = _parse_json(body, max_images, req)
+        elif base == 'multipart/form-data':
+            encoded = _parse_multipart(body, ctype, max_images, req)
+        elif base.startswith(IMAGE_TYPES):
+            encoded = [('the upload', body)]
+        else:
+            raise RequestError(415, f'unsupported Content-Type {base!r}: send image/jpeg, '
+                                    'image/png, multipart/form-data or application/json')
+    except RecursionError:
+        raise RequestError(400, 'malformed body: nested too deeply') from None
     try:
         params = parse_qs(query, keep_blank_values=True, strict_parsing=False)
     except ValueError:
@@ -206,4 +208,8 @@ def parse_detect_request(body: bytes, content_type: Optional[str], query: str, *
     if unknown:
         raise RequestError(400, f'unknown query parameters: {", ".join(sorted(unknown))}')
     _apply_options(req, {k: v[-1] for k, v in params.items()}, 'query')
+    top_k = req.top_k if req.top_k_given else default_top_k
+    detections = max_detections if top_k is None else min(top_k, max_detections)
+    for what, data in encoded:
+        req.images.append(decode_image(data, max_pixels, what, budget, detections))
     return req

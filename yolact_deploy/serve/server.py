@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from .batching import InferenceService, Overloaded, ServiceClosed
+from .budget import BODY_COPIES, MemoryBudget
 from .config import ServeConfig
-from .inputs import RequestError, parse_detect_request
+from .errors import RequestError
+from .inputs import parse_detect_request
 
 log = logging.getLogger('yolact_deploy.serve')
 
@@ -99,12 +101,17 @@ class _Handler(BaseHTTPRequestHandler):
             log.info('%s %s', self.address_string(), fmt % args)
 
     def send_error(self, code, message=None, explain=None):
-        # http.server's own errors (bad request line, header too long, ...) in our JSON form.
-        self._error(code, message or self.responses.get(code, ('error',))[0])
+        # http.server's own errors (bad request line, header too long, ...) in our JSON form. Their
+        # messages quote the client's request line or header ("Bad request version ('...')"):
+        # keep only our part, never echo what the client sent.
+        text = (message or self.responses.get(code, ('error',))[0]).split('(')[0].strip(' :')
+        self._error(code, text[:120] or 'bad request')
 
     def _send(self, status: int, payload: dict, headers: Optional[dict] = None) -> None:
         body = json.dumps(payload, separators=(',', ':')).encode()
-        if self.server.draining:
+        if self.server.draining or status >= 400:
+            # After an error the rest of what the client sent (an unread body, a header block cut
+            # at a limit) must never be parsed as another request: close.
             self.close_connection = True
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
@@ -120,8 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: Optional[dict] = None) -> None:
         self._send(status, {'error': {'status': status, 'message': message}}, headers)
 
-    def _read_body(self) -> Optional[bytes]:
-        """The body, or None after answering 4xx (connection then closed: the body was not read)."""
+    def _read_body(self, budget) -> Optional[bytes]:
+        """The body, or None after answering 4xx/503 (connection then closed: the body was not
+        read). What parsing it may cost is charged to ``budget`` before it is read."""
         cfg = self.server.config
         if self.headers.get('Transfer-Encoding'):
             self.close_connection = True
@@ -142,6 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(413, f'request body of {n} bytes exceeds the limit of {cfg.max_body_bytes} '
                              'bytes')
+            self._discard(n)
+            return None
+        try:
+            budget.charge(n * BODY_COPIES, f'a body of {n} bytes')
+        except RequestError as exc:
+            self.server.count('memory_refused')
+            self._error(exc.status, exc.message,
+                        {'Retry-After': str(exc.retry_after)} if exc.retry_after else None)
             self._discard(n)
             return None
         body = self.rfile.read(n)
@@ -190,22 +206,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404 if url.path not in ('/health', '/v1/model') else 405,
                         f'no POST route {url.path} (POST /v1/detect)')
             return
-        body = self._read_body()
-        if body is None:
-            return
+        srv = self.server
+        with srv.memory.request(srv.config.max_request_bytes) as budget:
+            self._detect(url, budget)
+
+    def _detect(self, url, budget) -> None:
         srv = self.server
         cfg = srv.config
+        body = self._read_body(budget)
+        if body is None:
+            return
         if self.started_at >= srv.drain_started:
             self._error(503, 'the service is shutting down', {'Retry-After': '5'})
             return
         try:
             req = parse_detect_request(body, self.headers.get('Content-Type'), url.query,
                                        max_images=cfg.max_images_per_request,
-                                       max_pixels=cfg.max_pixels)
+                                       max_pixels=cfg.max_pixels, budget=budget,
+                                       default_top_k=cfg.top_k,
+                                       max_detections=srv.max_detections)
         except RequestError as exc:
-            srv.count('bad_requests')
-            self._error(exc.status, exc.message)
+            srv.count('memory_refused' if exc.status == 503 else 'bad_requests')
+            self._error(exc.status, exc.message,
+                        {'Retry-After': str(exc.retry_after)} if exc.retry_after else None)
             return
+        finally:
+            del body  # the encoded bytes are not needed past decoding
         threshold = cfg.score_threshold if req.score_threshold is None else req.score_threshold
         top_k = req.top_k if req.top_k_given else cfg.top_k
         t0 = time.monotonic()
@@ -245,6 +271,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, payload)
 
 
+def _max_detections(predictor) -> int:
+    """K, the most detections one image can give (bounds the mask memory of a request)."""
+    for name in ('max_detections', 'num_detections', 'k'):
+        value = getattr(predictor, name, None)
+        if isinstance(value, int) and value >= 1:
+            return value
+    return 100  # the export default (docs/serving.md: "K is 100 by default")
+
+
 class YolactHTTPServer(ThreadingHTTPServer):
     daemon_threads = True       # idle keep-alive threads never block exit; drains wait on busy()
     block_on_close = False      # drain() waits for busy requests itself
@@ -256,6 +291,8 @@ class YolactHTTPServer(ThreadingHTTPServer):
         self.predictor = predictor
         self.backend = getattr(predictor, 'backend', 'unknown')
         self.category_ids = list(getattr(predictor, 'category_ids', ()))
+        self.memory = MemoryBudget(config.memory_budget_bytes)
+        self.max_detections = _max_detections(predictor)
         self.draining = False
         self.drain_started = float('inf')
         self._slots = threading.BoundedSemaphore(config.max_connections)
@@ -347,19 +384,24 @@ class YolactHTTPServer(ThreadingHTTPServer):
 
     # -- shutdown --------------------------------------------------------------------------------
     def drain(self, timeout: Optional[float] = None) -> bool:
-        """Stops accepting, lets in-flight requests finish, stops the batcher, closes idle
-        keep-alive connections. Returns True when everything finished within ``timeout``."""
+        """Lets in-flight requests finish while new ones get 503, stops the batcher, stops
+        accepting, closes idle keep-alive connections. True when everything finished within
+        ``timeout``."""
         timeout = self.config.drain_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self.drain_started = time.monotonic()
         self.draining = True  # requests that start from now on get 503; earlier ones complete
-        self.shutdown()  # the serve_forever loop stops accepting
+        # Still accepting meanwhile: a connection that arrives now gets its documented 503 (with
+        # Connection: close) instead of waiting in the backlog for a reset.
         with self._lock:
             while self._busy and time.monotonic() < deadline:
                 self._idle.wait(max(0.0, deadline - time.monotonic()))
             finished = self._busy == 0
-            idle = list(self._conns)
         drained = self.service.close(max(0.0, deadline - time.monotonic()))
+        self.shutdown()  # the serve_forever loop stops accepting
+        self._refuse_pending()
+        with self._lock:
+            idle = list(self._conns)
         for conn in idle:  # idle keep-alive connections: nothing in flight on them
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -367,6 +409,39 @@ class YolactHTTPServer(ThreadingHTTPServer):
                 pass
         self.server_close()
         return finished and drained
+
+    def _refuse_pending(self, seconds: float = 2.0) -> None:
+        """Answers 503 to connections still in the listen backlog (bounded), so that closing the
+        listening socket resets none of them."""
+        body = b'{"error":{"status":503,"message":"the service is shutting down"}}'
+        reply = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n'
+                 b'Connection: close\r\nRetry-After: 5\r\nContent-Length: ' +
+                 str(len(body)).encode() + b'\r\n\r\n' + body)
+        deadline = time.monotonic() + seconds
+        try:
+            self.socket.setblocking(False)
+        except OSError:
+            return
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:  # BlockingIOError: the backlog is empty
+                return
+            try:
+                conn.settimeout(0.2)
+                try:
+                    conn.recv(65536)  # the request: unread data at close() would send a reset
+                except OSError:
+                    pass
+                conn.sendall(reply)
+                conn.shutdown(socket.SHUT_WR)
+                while time.monotonic() < deadline and conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            self.count('refused_draining')
 
 
 def start_server(predictor, config: ServeConfig = ServeConfig()) -> YolactHTTPServer:
