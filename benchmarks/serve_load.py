@@ -1,5 +1,9 @@
 """Load test of yolact-serve on loopback: requests/s, p50/p99 latency and errors at 1, 4 and 16
-concurrent clients, then an overload run that must answer 503 only past the queue bound.
+concurrent clients, then a run at the queue bound (no 503) and past it (503 only as "overloaded"),
+then the hostile run: decompression bombs (TIFF 20000x20000, JPEG 10000x10000 behind a fill byte,
+WebP, BMP, a JSON request of 16 PNGs of 6000x6000) sent alongside normal traffic, which must all be
+refused while the normal requests keep being answered and the server's memory stays under the
+ceiling. The server's resident memory is sampled every 20 ms: baseline and peak per request mix.
 
     python benchmarks/serve_load.py --out benchmarks/results/serve_load.json
 
@@ -89,6 +93,38 @@ class Server:
             raise RuntimeError('yolact-serve did not start in time')
         self.log = []
         threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    def rss_mb(self) -> float:
+        with open(f'/proc/{self.proc.pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def watch(self):
+        """Context manager sampling the server's RSS; yields a dict filled with baseline/peak MB."""
+        server = self
+
+        class _Watch:
+            def __enter__(self):
+                self.out = {'rss_baseline_mb': round(server.rss_mb(), 1)}
+                self.peak, self.stop = self.out['rss_baseline_mb'], threading.Event()
+
+                def loop():
+                    while not self.stop.wait(0.02):
+                        try:
+                            self.peak = max(self.peak, server.rss_mb())
+                        except OSError:
+                            return
+                self.thread = threading.Thread(target=loop, daemon=True)
+                self.thread.start()
+                return self.out
+
+            def __exit__(self, *exc):
+                self.stop.set()
+                self.thread.join()
+                self.out['rss_peak_mb'] = round(self.peak, 1)
+        return _Watch()
 
     def get(self, path: str) -> dict:
         c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
@@ -200,6 +236,51 @@ def run_phase(port: int, clients: int, per_client: int, jpegs: list, expect: lis
     return out
 
 
+MEMORY_CEILING_MB = 1500  # docs/serving.md: baseline + budget stays under this with default flags
+
+
+def hostile_phase(server: Server, jpegs: list, expect: list, max_seconds: float) -> dict:
+    """Every bomb three times at once, while 4 clients send normal requests."""
+    from yolact_deploy.serve.hostile import bombs, json_of_pngs
+    files = {name: (data, 'application/octet-stream') for name, data in bombs().items()}
+    files['JSON of 16 PNGs 6000x6000'] = (json_of_pngs(16, 6000), 'application/json')
+    results, lock = [], threading.Lock()
+
+    def send(name, data, ctype):
+        conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=300)
+        try:
+            conn.request('POST', '/v1/detect', body=data, headers={'Content-Type': ctype})
+            resp = conn.getresponse()
+            status, body = resp.status, resp.read()
+            msg = json.loads(body)['error']['message'] if status != 200 else ''
+        except (OSError, http.client.HTTPException) as exc:
+            status, msg = None, f'lost: {exc}'
+        finally:
+            conn.close()
+        with lock:
+            results.append({'bomb': name, 'status': status, 'message': msg[:160]})
+
+    with server.watch() as mem:
+        normal = {}
+        t_normal = threading.Thread(target=lambda: normal.update(
+            run_phase(server.port, 4, 6, jpegs, expect, max_seconds)))
+        t_normal.start()
+        threads = [threading.Thread(target=send, args=(name, data, ctype))
+                   for _ in range(3) for name, (data, ctype) in files.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        t_normal.join()
+    refused = [r for r in results if r['status'] in (413, 503)]
+    by_bomb = {}
+    for r in results:
+        by_bomb.setdefault(r['bomb'], []).append(r['status'])
+    return {'bombs_sent': len(results), 'bombs_refused': len(refused), 'statuses': by_bomb,
+            'messages': sorted({r['message'] for r in results})[:8], 'normal': normal,
+            'memory': mem}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--weights', help='ONNX model (default: bundled model or lively lite0_256)')
@@ -236,7 +317,9 @@ def main(argv=None):
         for clients in [int(c) for c in args.clients.split(',')]:
             per_client = max(1, args.requests // clients)
             print(f'phase: {clients} clients x {per_client} requests ...', file=sys.stderr, flush=True)
-            phase = run_phase(server.port, clients, per_client, jpegs, expect, args.max_seconds)
+            with server.watch() as mem:
+                phase = run_phase(server.port, clients, per_client, jpegs, expect, args.max_seconds)
+            phase['memory'] = mem
             phase['queue_bound'] = args.max_queue
             report['phases'].append(phase)
             print(f'  {phase["req_per_s"]} req/s, p50 {phase.get("latency_ms", {}).get("p50_ms")} ms, '
@@ -252,24 +335,49 @@ def main(argv=None):
           file=sys.stderr, flush=True)
     server = Server(model, args.threads, 1, args.overload_queue, 0)
     try:
-        over = run_phase(server.port, 16, 2, jpegs, expect, args.max_seconds)
-        over['queue_bound'] = args.overload_queue
+        # At the bound: as many clients as the queue holds (batch 1, so one more runs): no 503.
+        with server.watch() as mem:
+            at_bound = run_phase(server.port, args.overload_queue, 4, jpegs, expect, args.max_seconds)
+        at_bound.update(queue_bound=args.overload_queue, memory=mem)
+        with server.watch() as mem:
+            over = run_phase(server.port, 16, 2, jpegs, expect, args.max_seconds)
+        over.update(queue_bound=args.overload_queue, memory=mem)
         over['health_after'] = server.get('/health')
     finally:
         over['exit_code'] = server.stop()
+    report['at_queue_bound'] = at_bound
     report['overload'] = over
+    print(f'hostile: bombs x3 each alongside 4 clients of normal traffic ...', file=sys.stderr,
+          flush=True)
+    server = Server(model, args.threads, args.max_batch, args.max_queue, args.batch_window_ms)
+    try:
+        hostile = hostile_phase(server, jpegs, expect, args.max_seconds)
+        hostile['health_after'] = server.get('/health')
+    finally:
+        hostile['exit_code'] = server.stop()
+    hostile['memory_ceiling_mb'] = MEMORY_CEILING_MB
+    report['hostile'] = hostile
     report['machine']['loadavg_end'] = list(os.getloadavg())
 
     good = all(ph['lost'] == 0 and ph['malformed'] == 0 and ph['errors'] == 0 and
                ph['status_503'] == 0 for ph in report['phases'])
     good = good and over['lost'] == 0 and over['malformed'] == 0 and over['errors'] == 0 and \
         over['status_503'] > 0
+    at_bound_ok = at_bound['status_503'] == 0 and at_bound['lost'] == 0 and \
+        at_bound['malformed'] == 0 and at_bound['errors'] == 0
+    hostile_ok = hostile['bombs_refused'] == hostile['bombs_sent'] and \
+        hostile['normal']['ok'] == hostile['normal']['sent'] and \
+        hostile['memory']['rss_peak_mb'] < MEMORY_CEILING_MB
+    good = good and at_bound_ok and hostile_ok
     report['verdict'] = {
         'no_lost_or_malformed_responses': all(ph['lost'] == 0 and ph['malformed'] == 0
                                               for ph in report['phases'] + [over]),
         'no_503_within_queue_bound': all(ph['status_503'] == 0 for ph in report['phases']),
         '503_past_queue_bound_only_as_overload': over['status_503'] > 0 and not over['problems'],
-        'clean_sigterm_exit': report['server']['exit_code'] == 0 and over['exit_code'] == 0,
+        'no_503_at_queue_bound': at_bound_ok,
+        'bombs_refused_service_kept_serving_under_ceiling': hostile_ok,
+        'clean_sigterm_exit': report['server']['exit_code'] == 0 and over['exit_code'] == 0 and
+                              hostile['exit_code'] == 0,
         'all_good': good}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -51,10 +51,9 @@ class _Unbounded:
         pass
 
 
-def decode_image(data: bytes, max_pixels: int, what: str = 'image', budget=None,
-                 detections: int = 0) -> np.ndarray:
-    """Decodes after checking, from the header alone, the format, the pixel limit and the memory
-    the image will cost (charged to ``budget``: 413/503 before any pixel is allocated)."""
+def check_image(data: bytes, max_pixels: int, what: str, budget=None, detections: int = 0):
+    """From the header alone: the format, the pixel limit, and the memory the image will cost
+    (charged to ``budget``: 413/503 before any pixel is allocated). Returns the header."""
     if not data:
         raise RequestError(400, f'{what} is empty')
     try:
@@ -67,6 +66,10 @@ def decode_image(data: bytes, max_pixels: int, what: str = 'image', budget=None,
     (budget or _Unbounded()).charge(
         image_cost(header.pixels, header.source_bytes_per_pixel, detections),
         f'{what} ({header.width}x{header.height})')
+    return header
+
+
+def decode_checked(data: bytes, header, what: str) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RequestError(400, f'{what} is not an image (or is corrupt): supported are JPEG, PNG, '
@@ -74,6 +77,12 @@ def decode_image(data: bytes, max_pixels: int, what: str = 'image', budget=None,
     if image.shape[0] * image.shape[1] > header.pixels:  # the header lied: never trust it twice
         raise RequestError(400, f'{what} decodes to more pixels than its header says')
     return image
+
+
+def decode_image(data: bytes, max_pixels: int, what: str = 'image', budget=None,
+                 detections: int = 0) -> np.ndarray:
+    """:func:`check_image`, then decode."""
+    return decode_checked(data, check_image(data, max_pixels, what, budget, detections), what)
 
 
 def _b64(value, what: str) -> bytes:
@@ -210,6 +219,8 @@ def parse_detect_request(body: bytes, content_type: Optional[str], query: str, *
     _apply_options(req, {k: v[-1] for k, v in params.items()}, 'query')
     top_k = req.top_k if req.top_k_given else default_top_k
     detections = max_detections if top_k is None else min(top_k, max_detections)
-    for what, data in encoded:
-        req.images.append(decode_image(data, max_pixels, what, budget, detections))
+    # Every image of the request is checked and charged before the first one is decoded.
+    headers = [check_image(data, max_pixels, what, budget, detections) for what, data in encoded]
+    for (what, data), header in zip(encoded, headers):
+        req.images.append(decode_checked(data, header, what))
     return req
