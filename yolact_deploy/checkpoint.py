@@ -143,6 +143,14 @@ def save_checkpoint(path: str, model, extra: Optional[dict] = None, half: bool =
     payload = {'model': state, 'meta': {'preset': model.config.name,
                                         'config': model.config.to_dict()}}
     payload.update(extra or {})
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_output(path, suffix='.pth') as tmp:
-        torch.save(payload, tmp)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_output(path, suffix='.pth') as tmp:
+            torch.save(payload, tmp)
+    except OSError as exc:  # full disk, read-only folder, a directory in the way
+        raise CheckpointError(f'cannot write checkpoint {path}: {exc.strerror or exc}') from None
+    except RuntimeError as exc:  # torch.save reports a failed write (e.g. ENOSPC) as RuntimeError
+        if 'write' not in str(exc).lower() and 'file' not in str(exc).lower():
+            raise
+        raise CheckpointError(f'cannot write checkpoint {path}: '
+                              f'{str(exc).splitlines()[0]}') from None

@@ -6,13 +6,14 @@ import os
 import sys
 
 from ..errors import YolactError
-from ..fileio import atomic_output  # noqa: F401  (re-exported for the tools)
+from ..fileio import Terminated, atomic_output, install_signal_cleanup  # noqa: F401  (re-exported)
 
 
 def cli_main(func):
     """Wraps a ``main(argv)``: user errors print one line (``error: ...``) and exit with code 2."""
     @functools.wraps(func)
     def wrapper(argv=None):
+        install_signal_cleanup()  # SIGTERM unwinds like Ctrl-C: no temporary is left behind
         try:
             return func(argv) or 0
         except YolactError as exc:
@@ -21,6 +22,9 @@ def cli_main(func):
         except KeyboardInterrupt:
             print('interrupted', file=sys.stderr)
             return 130
+        except Terminated as exc:
+            print('terminated', file=sys.stderr)
+            return exc.code
     return wrapper
 
 
@@ -36,6 +40,21 @@ def check_writable_dir(path: str) -> None:
         raise YolactError(f'cannot create output directory {path}: {exc.strerror}') from None
     if not os.access(path, os.W_OK):
         raise YolactError(f'output directory is not writable: {path}')
+
+
+def check_creatable_dir(path: str) -> None:
+    """Fails, with one line, when ``path`` could not be created or written -- without creating it
+    (a run that fails later must not leave an empty output folder behind)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise YolactError(f'cannot create output directory {path}: {probe} is not a directory')
+    if not os.access(probe, os.W_OK):
+        raise YolactError(f'output directory is not writable: {probe}')
 
 
 def check_output_file(path: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,8 @@ from ..errors import InputError
 from ..runtime import load_predictor
 from ..transforms import IMAGE_EXTENSIONS, load_image
 from ..visualize import draw_detections
-from .common import atomic_output, check_output_file, check_writable_dir, cli_main, run_cli
+from .common import (atomic_output, check_creatable_dir, check_output_file, check_writable_dir,
+                     cli_main, run_cli)
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
 
@@ -94,7 +96,9 @@ def _run_video(predictor, source, dest, args) -> int:
     limit = args.max_frames or (300 if isinstance(source, int) else 0)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer, frames = None, 0
-    with atomic_output(dest, suffix='.mp4') as tmp:
+    if not args.no_draw:
+        check_writable_dir(os.path.dirname(os.path.abspath(dest)))
+    with (contextlib.nullcontext() if args.no_draw else atomic_output(dest, suffix='.mp4')) as tmp:
         with tqdm(total=limit or total, desc=os.path.basename(str(dest)), unit='frame') as bar:
             while True:
                 ok, frame = cap.read()
@@ -134,7 +138,7 @@ def main(argv=None):
     if args.dump_raw:
         check_output_file(args.dump_raw)
     if not args.no_draw:
-        check_writable_dir(args.output)
+        check_creatable_dir(args.output)  # created when the first drawing is written
     decoded = {p: load_image(p) for p in images}  # fail on a bad image before writing anything
 
     predictor = load_predictor(args.weights, args.backend, config=args.config, device=args.device,
@@ -159,6 +163,7 @@ def main(argv=None):
                        file=sys.stderr)
             if not args.no_draw:
                 dest = os.path.join(args.output, os.path.basename(value))
+                check_writable_dir(args.output)
                 with atomic_output(dest) as tmp:
                     if not cv2.imwrite(tmp, draw_detections(image, dets)):
                         raise InputError(f'cannot write image {dest}')

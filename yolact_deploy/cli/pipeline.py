@@ -87,6 +87,10 @@ def main(argv=None):
     if args.iters < 2:
         raise InputError(f'--iters must be >= 2, got {args.iters}')
     bench_cli.parse_batches(args.batch)
+    if args.images:  # bad images fail now, not after minutes of export
+        from ..transforms import load_image
+        for path in validate_cli._collect_images(args.images):
+            load_image(path)
     out = os.path.abspath(args.out)
     check_writable_dir(out)
     files = []

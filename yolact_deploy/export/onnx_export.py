@@ -20,6 +20,7 @@ import torch
 
 from ..cli.common import atomic_output, check_output_file
 from ..errors import YolactError
+from ..fileio import temp_prefix
 from ..ops.priors import feature_map_sizes
 from .metadata import attach_metadata, build_metadata
 from .wrapper import INPUT_NAME, ExportWrapper
@@ -288,7 +289,8 @@ def probe_writable(path: str) -> None:
     import tempfile
     try:
         check_output_file(path)
-        fd, tmp = tempfile.mkstemp(prefix='.tmp-probe-', dir=os.path.dirname(os.path.abspath(path)))
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix() + 'probe.',
+                                   dir=os.path.dirname(os.path.abspath(path)))
         os.close(fd)
         os.unlink(tmp)
     except YolactError as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import InputError, YolactError
+from ..fileio import make_temp_dir, release_temp_dir
 
 CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks')
 INPUT_NAME = 'images'
@@ -359,7 +360,7 @@ def build_repository(model_path: str, repository: str, *, name: str = 'yolact',
         raise TritonError(f'{dest} exists; remove it or pass --triton-overwrite')
     try:
         os.makedirs(repository, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f'.tmp-{name}-', dir=repository)
+        tmp = make_temp_dir(repository, name)
     except OSError as exc:
         raise TritonError(f'cannot write to {repository}: {exc.strerror}') from None
     try:
@@ -393,8 +394,7 @@ def build_repository(model_path: str, repository: str, *, name: str = 'yolact',
         raise TritonError(f'cannot write the Triton repository {dest}: {exc.strerror or exc}') \
             from None
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        release_temp_dir(tmp)
     return dest
 
 
