@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .config import MEANS_BGR, STD_BGR, YolactConfig
 from .errors import InputError
+from .imageheader import jpeg_truncated
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -26,7 +27,14 @@ def load_image(path: str) -> np.ndarray:
         raise InputError(f'image not found: {path}')
     if os.path.isdir(path):
         raise InputError(f'expected an image file, got a directory: {path}')
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f'cannot read image {path}: {exc.strerror}') from None
+    if jpeg_truncated(data):  # decodable, but the lower part would be made-up grey
+        raise InputError(f'truncated JPEG (no end-of-image marker after its last scan): {path}')
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise InputError(f'cannot decode image (not an image or corrupt): {path}')
     return image

@@ -15,13 +15,14 @@ import os
 import sys
 
 from ..errors import InputError
+from .common import MAX_BATCH, ArgumentParser, non_negative_int, positive_int, probability
 from .common import atomic_output, check_output_file, cli_main, run_cli
 
 RANDOM_PREFIX = 'random:'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog='yolact-bench',
         description='Benchmark YOLACT models: .pth (PyTorch), .onnx (ONNX Runtime or OpenVINO), '
                     '.plan (TensorRT). Warm-up excluded; p50/p90/p99, spread and throughput per batch.')
@@ -32,14 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help='backends for .onnx models: onnxruntime (default), openvino; several, '
                         'comma separated, benchmark each .onnx model once per backend')
     p.add_argument('--batch', default='1', help='batch sizes, comma separated (default 1)')
-    p.add_argument('--warmup', type=int, default=3, help='untimed runs first (default 3)')
-    p.add_argument('--iters', type=int, default=20, help='timed runs per mode (default 20)')
+    p.add_argument('--warmup', type=non_negative_int, default=3, help='untimed runs first (default 3)')
+    p.add_argument('--iters', type=positive_int, default=20, help='timed runs per mode (default 20)')
     p.add_argument('--images', nargs='+', metavar='PATH',
                    help='input photos (default: a bundled COCO sample, repeated to the batch size)')
     p.add_argument('--image-size', metavar='HxW', help='resize the inputs to HxW first')
-    p.add_argument('--threads', type=int, default=0,
+    p.add_argument('--threads', type=non_negative_int, default=0,
                    help='CPU threads for PyTorch and ONNX Runtime (default: library default)')
-    p.add_argument('--score-threshold', type=float, default=0.15,
+    p.add_argument('--score-threshold', type=probability, default=0.15,
                    help='end-to-end mode keeps detections above this score (default 0.15, as '
                         'yolact-infer)')
     p.add_argument('--no-stages', action='store_true', help='skip per-stage PyTorch times')
@@ -58,8 +59,8 @@ def parse_batches(text: str):
         vals = [int(v) for v in str(text).replace(' ', '').split(',') if v]
     except ValueError:
         raise InputError(f'--batch expects comma-separated integers, got {text!r}') from None
-    if not vals or min(vals) < 1:
-        raise InputError(f'--batch sizes must be >= 1, got {text!r}')
+    if not vals or min(vals) < 1 or max(vals) > MAX_BATCH:
+        raise InputError(f'--batch sizes must be in 1..{MAX_BATCH}, got {text!r}')
     return vals
 
 

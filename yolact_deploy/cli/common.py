@@ -1,12 +1,73 @@
 """Shared command-line plumbing: one-line errors with exit code 2, atomic file output."""
 from __future__ import annotations
 
+import argparse
 import functools
+import math
 import os
 import sys
 
 from ..errors import YolactError
 from ..fileio import Terminated, atomic_output, install_signal_cleanup  # noqa: F401  (re-exported)
+
+
+MAX_BATCH = 1024  # larger batches only end in an allocation error minutes later
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the house error format: one line, ``error: ...``, exit code 2 (via
+    :func:`cli_main`), instead of argparse's usage block."""
+
+    def error(self, message):
+        raise YolactError(f'{message} (see {self.prog} --help)')
+
+
+def _number(cast, text, what):
+    try:
+        value = cast(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}') from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+    return value
+
+
+def int_range(lo=None, hi=None):
+    """argparse type: an integer in [lo, hi] (either bound may be None)."""
+    what = ('an integer' + (f' >= {lo}' if lo is not None and hi is None else '') +
+            (f' in {lo}..{hi}' if lo is not None and hi is not None else '') +
+            (f' <= {hi}' if hi is not None and lo is None else ''))
+
+    def parse(text):
+        value = _number(int, text, what)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+        return value
+    parse.__name__ = 'integer'
+    return parse
+
+
+def float_range(lo=None, hi=None, lo_open=False):
+    """argparse type: a finite number in [lo, hi] (``lo_open``: > lo)."""
+    what = 'a number' + (f' {">" if lo_open else ">="} {lo:g}' if lo is not None and hi is None else '') + \
+        (f' in [{lo:g}, {hi:g}]' if lo is not None and hi is not None else '')
+
+    def parse(text):
+        value = _number(float, text, what)
+        if lo is not None and (value < lo or (lo_open and value == lo)) or \
+                (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+        return value
+    parse.__name__ = 'number'
+    return parse
+
+
+positive_int = int_range(1)
+non_negative_int = int_range(0)
+batch_size = int_range(1, MAX_BATCH)
+probability = float_range(0.0, 1.0)     # score thresholds
+positive_float = float_range(0.0, lo_open=True)
+non_negative_float = float_range(0.0)
 
 
 def cli_main(func):

@@ -8,20 +8,20 @@ Example::
 """
 from __future__ import annotations
 
-import argparse
 import json
 
+from .common import ArgumentParser, batch_size, positive_int
 from .common import cli_main, run_cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='yolact-eval', description=__doc__.split('\n\n')[0])
+    p = ArgumentParser(prog='yolact-eval', description=__doc__.split('\n\n')[0])
     p.add_argument('--weights', help='.pth (ours or official), .onnx or .plan; default: the bundled model')
     p.add_argument('--config', help='preset for an official checkpoint whose name does not tell it')
     p.add_argument('--images', required=True, help='image folder')
     p.add_argument('--annotations', required=True, help='COCO instances json')
-    p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--limit', type=int, help='evaluate only the first N images (by id)')
+    p.add_argument('--batch-size', type=batch_size, default=1)
+    p.add_argument('--limit', type=positive_int, help='evaluate only the first N images (by id)')
     p.add_argument('--device', help="torch device, e.g. 'cpu' or 'cuda'")
     p.add_argument('--output-json', help='write the COCO-format detections here')
     p.add_argument('--metrics-json', help='write the metrics (percent) here')

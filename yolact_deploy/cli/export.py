@@ -12,12 +12,13 @@ import sys
 from typing import Optional
 
 from ..errors import InputError, YolactError
+from .common import ArgumentParser, batch_size, int_range, positive_int
 from .common import cli_main, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     from ..export.onnx_export import DCN_FORMS, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog='yolact-export',
         description='Export a YOLACT/YOLACT++ checkpoint to ONNX (end-to-end engine contract by '
                     'default; see docs/onnx.md).')
@@ -28,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='target (default onnx); triton: a Triton model repository (-o folder)')
     p.add_argument('-o', '--output', help='output file (default: <weights name>[_raw][_plugins]'
                                           '[_gridsample][_fp16].onnx in the current folder)')
-    p.add_argument('--raw', action='store_true',
+    raw = p.add_mutually_exclusive_group()
+    raw.add_argument('--raw', action='store_true',
                    help='network outputs only (loc, conf, mask, priors, proto); no decode/NMS/masks')
-    p.add_argument('--with-raw', action='store_true',
+    raw.add_argument('--with-raw', action='store_true',
                    help='end-to-end graph that also outputs the raw network outputs (validation)')
     p.add_argument('--plugins', action='store_true',
                    help='emit custom nodes for the yolact TensorRT plugins (DCN sampling, Fast NMS) '
@@ -43,12 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fp16', action='store_true',
                    help='mixed-precision graph: network in FP16; preprocessing, softmax, box '
                         'decoding, NMS and mask assembly in FP32')
-    p.add_argument('--opset', type=int, default=DEFAULT_OPSET,
+    p.add_argument('--opset', type=positive_int, default=DEFAULT_OPSET,
                    help=f'ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET}; '
                         'DCN presets need >= 19)')
-    p.add_argument('--max-detections', type=int, default=100, help='K of the fixed outputs (100)')
+    p.add_argument('--max-detections', type=int_range(1, 10000), default=100, help='K of the fixed outputs (100)')
     p.add_argument('--cross-class-nms', action='store_true', help='cross-class Fast NMS in the graph')
-    p.add_argument('--max-batch', type=int, default=64, help='upper bound of the dynamic batch (64)')
+    p.add_argument('--max-batch', type=batch_size, default=64, help='upper bound of the dynamic batch (64)')
     p.add_argument('--no-simplify', action='store_true', help='skip onnxslim')
     p.add_argument('--check-trt', metavar='MODEL.onnx',
                    help='only check MODEL.onnx against the TensorRT ONNX parser\'s documented rules '

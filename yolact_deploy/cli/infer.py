@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..runtime import load_predictor
 from ..transforms import IMAGE_EXTENSIONS, load_image
 from ..visualize import draw_detections
+from .common import ArgumentParser, non_negative_int, positive_int, probability
 from .common import (atomic_output, check_creatable_dir, check_output_file, check_writable_dir,
                      cli_main, run_cli)
 
@@ -23,7 +24,7 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog='yolact-infer',
         description='Run YOLACT on images, folders, video files or a webcam and save drawn results.')
     p.add_argument('inputs', nargs='*',
@@ -35,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--backend', choices=['torch', 'onnxruntime', 'openvino', 'tensorrt'],
                    help='force a backend (default: from the file extension)')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda:0 (default cpu)')
-    p.add_argument('--score-threshold', type=float, default=0.15,
+    p.add_argument('--score-threshold', type=probability, default=0.15,
                    help='drop detections with box score <= this (default 0.15)')
-    p.add_argument('--top-k', type=int, default=15, help='draw at most this many detections (15)')
+    p.add_argument('--top-k', type=positive_int, default=15, help='draw at most this many detections (15)')
     p.add_argument('--cross-class-nms', action='store_true', help='cross-class Fast NMS')
     p.add_argument('-o', '--output', default='runs/infer',
                    help='folder for drawn images/videos (default runs/infer)')
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='write COCO-style results (bbox + RLE segm) for all images to FILE')
     p.add_argument('--dump-raw', metavar='FILE.npz',
                    help='write raw head outputs and final detections of one image to FILE.npz')
-    p.add_argument('--max-frames', type=int, default=0,
+    p.add_argument('--max-frames', type=non_negative_int, default=0,
                    help='stop videos/webcam after this many frames (0 = all; webcam default 300)')
     return p
 
@@ -124,8 +125,6 @@ def _run_video(predictor, source, dest, args) -> int:
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.top_k <= 0:
-        raise InputError('--top-k must be positive')
     if not args.inputs:
         from ..assets import default_sample
         args.inputs = [default_sample()]

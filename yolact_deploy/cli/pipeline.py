@@ -17,22 +17,23 @@ import sys
 import time
 
 from ..errors import InputError
+from .common import ArgumentParser, int_range, non_negative_int
 from .common import check_writable_dir, cli_main, run_cli
 
 FALLBACK_PRESET = 'yolact_lite0_256'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog='yolact-pipeline',
         description='Export -> (TensorRT engine when available) -> validate against PyTorch -> '
                     'benchmark, on one checkpoint; prints where every file went.')
     p.add_argument('--weights', help='checkpoint (default: the bundled model)')
     p.add_argument('--config', help='preset for official checkpoints whose name does not tell it')
     p.add_argument('--out', default='yolact_pipeline', help='output folder (default ./yolact_pipeline)')
-    p.add_argument('--iters', type=int, default=10, help='timed benchmark runs per mode (default 10)')
+    p.add_argument('--iters', type=int_range(2), default=10, help='timed benchmark runs per mode (default 10)')
     p.add_argument('--batch', default='1', help='benchmark batch sizes (default 1)')
-    p.add_argument('--threads', type=int, default=0, help='CPU threads (default: library default)')
+    p.add_argument('--threads', type=non_negative_int, default=0, help='CPU threads (default: library default)')
     p.add_argument('--images', nargs='+', help='validation images (default: the bundled samples)')
     p.add_argument('--no-trt', action='store_true', help='skip TensorRT even where it is available')
     p.add_argument('--preset', default='desktop_fp16', help='TensorRT deployment preset')

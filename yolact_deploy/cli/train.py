@@ -12,29 +12,29 @@ Multi-GPU: ``torchrun --nproc_per_node N -m yolact_deploy.cli.train ...`` (Distr
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 from ..errors import ConfigError
+from .common import ArgumentParser, batch_size, non_negative_float, non_negative_int, positive_float, positive_int
 from .common import cli_main, run_cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='yolact-train', description=__doc__.split('\n\n')[0])
+    p = ArgumentParser(prog='yolact-train', description=__doc__.split('\n\n')[0])
     p.add_argument('--config', default='yolact_lite0_256', help='preset name (default %(default)s)')
     p.add_argument('--images', required=True, help='image folder')
     p.add_argument('--annotations', required=True, help='COCO instances json')
     p.add_argument('--out', default='runs/train', help='output folder (checkpoints, logs)')
     p.add_argument('--classes', choices=('preset', 'dataset'), default='preset',
                    help="class list: the preset's (COCO) or the dataset's own categories")
-    p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--max-iter', type=int, help="iterations (default: the preset's)")
-    p.add_argument('--lr', type=float, help="base learning rate (default: the preset's)")
+    p.add_argument('--batch-size', type=batch_size, default=8)
+    p.add_argument('--max-iter', type=positive_int, help="iterations (default: the preset's)")
+    p.add_argument('--lr', type=positive_float, help="base learning rate (default: the preset's)")
     p.add_argument('--lr-steps', type=lambda s: tuple(int(x) for x in s.split(',') if x),
                    help='comma-separated iterations where the LR drops by gamma')
-    p.add_argument('--warmup-iters', type=int, help='linear warm-up length')
-    p.add_argument('--save-every', type=int, default=500, help='checkpoint interval (iterations)')
+    p.add_argument('--warmup-iters', type=non_negative_int, help='linear warm-up length')
+    p.add_argument('--save-every', type=positive_int, default=500, help='checkpoint interval (iterations)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', help='training checkpoint to continue from')
     p.add_argument('--backbone-weights', default='auto',
@@ -42,20 +42,20 @@ def build_parser():
                         "'none' (scratch), or an official-format file such as resnet101_reducedfc.pth")
     p.add_argument('--freeze-bn', action='store_true',
                    help='keep the backbone BatchNorm statistics and affine fixed (small batches)')
-    p.add_argument('--freeze-stages', type=int, default=0,
+    p.add_argument('--freeze-stages', type=non_negative_int, default=0,
                    help='freeze the backbone stem and its first N stages')
-    p.add_argument('--clip-grad', type=float, default=0.0,
+    p.add_argument('--clip-grad', type=non_negative_float, default=0.0,
                    help='clip the gradient norm to this value (default 0: off, as official)')
     p.add_argument('--optimizer', choices=('sgd', 'adamw'), default='sgd',
                    help='sgd (official, momentum 0.9) or adamw (faster from a frozen backbone on '
                         'small data); the preset weight decay applies to both')
-    p.add_argument('--workers', type=int, default=0, help='data loader worker processes')
+    p.add_argument('--workers', type=non_negative_int, default=0, help='data loader worker processes')
     p.add_argument('--on-bad-sample', choices=('skip', 'fail'), default='skip')
     p.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1' ...")
     p.add_argument('--no-amp', action='store_true', help='no mixed precision on GPU')
     p.add_argument('--no-augment', action='store_true')
     p.add_argument('--no-tensorboard', action='store_true')
-    p.add_argument('--threads', type=int, help='torch CPU threads')
+    p.add_argument('--threads', type=positive_int, help='torch CPU threads')
     return p
 
 

@@ -11,11 +11,12 @@ import sys
 
 from ..errors import InputError, YolactError
 from ..transforms import IMAGE_EXTENSIONS
+from .common import ArgumentParser, non_negative_int, probability
 from .common import atomic_output, check_output_file, cli_main, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog='yolact-validate',
         description='Compare a deployed model (.onnx; .plan later) with the PyTorch reference on '
                     'real images: per-output errors, detection agreement, optional COCO mAP delta.')
@@ -31,12 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help='COCO annotation file: validate on its images and report the mAP delta')
     p.add_argument('--image-dir', help='folder of the --coco images (default: ../val2017 or the '
                                        "annotation file's sibling folder named after its split)")
-    p.add_argument('--limit', type=int, default=0, help='use at most N images (0 = all)')
+    p.add_argument('--limit', type=non_negative_int, default=0, help='use at most N images (0 = all)')
     p.add_argument('--precision', choices=['auto', 'fp32', 'fp16'], default='auto',
                    help="tolerance set (default: the model's precision from its metadata)")
-    p.add_argument('--score-threshold', type=float, default=0.0,
+    p.add_argument('--score-threshold', type=probability, default=0.0,
                    help='final detections compared above this box score (default 0: all K)')
-    p.add_argument('--threads', type=int, default=0,
+    p.add_argument('--threads', type=non_negative_int, default=0,
                    help='CPU threads for both PyTorch and the backend (0 = library default)')
     p.add_argument('--device', default='cpu', help='device for both (default cpu)')
     p.add_argument('--json', metavar='FILE', help='write the full report as JSON')

@@ -53,9 +53,12 @@ class Predictor:
 
     def predict_batch(self, images: Sequence[np.ndarray], score_threshold: Optional[float] = None,
                       top_k: Optional[int] = None) -> PredictionOutput:
+        if isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
+            raise InputError(f'predict_batch expects a list of images, got {type(images).__name__}')
         images = [_check_image(im) for im in images]
         if not images:
             raise InputError('no images to run')
+        _check_options(score_threshold, top_k)
         detections, raw = self.run(images)
         threshold = self.score_threshold if score_threshold is None else score_threshold
         results = finalize(detections, [im.shape[:2] for im in images], self.class_names,
@@ -67,6 +70,10 @@ class Predictor:
                 top_k: Optional[int] = None) -> Union[ImageDetections, List[ImageDetections]]:
         """One BGR image -> :class:`ImageDetections`; a list of images -> a list of them."""
         single = isinstance(images, np.ndarray) and images.ndim == 3
+        if not single and not isinstance(images, (list, tuple)):
+            raise InputError('predict expects a BGR uint8 image [H, W, 3] or a list of them, got '
+                             f'{type(images).__name__}' + (f' of shape {images.shape}'
+                                                            if isinstance(images, np.ndarray) else ''))
         out = self.predict_batch([images] if single else list(images), score_threshold, top_k)
         return out.results[0] if single else out.results
 
@@ -96,7 +103,19 @@ def _check_image(image) -> np.ndarray:
         raise InputError(f'expected a BGR uint8 image of shape [H, W, 3], got {shape}')
     if image.dtype != np.uint8:
         raise InputError(f'expected a uint8 image, got {image.dtype}')
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f'empty image of shape {image.shape}')
     return image
+
+
+def _check_options(score_threshold, top_k) -> None:
+    if score_threshold is not None:
+        if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float, np.number)) \
+                or not 0.0 <= float(score_threshold) <= 1.0:  # also refuses NaN
+            raise InputError(f'score_threshold must be a number in [0, 1], got {score_threshold!r}')
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise InputError(f'top_k must be an integer >= 0 or None, got {top_k!r}')
 
 
 def backend_for_path(path: str) -> str:

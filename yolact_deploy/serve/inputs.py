@@ -24,7 +24,7 @@ import numpy as np
 
 from .budget import image_cost
 from .errors import RequestError
-from .imageheader import HeaderError, image_size, read_header
+from ..imageheader import HeaderError, image_size, jpeg_truncated, read_header
 
 
 @dataclass
@@ -70,6 +70,8 @@ def check_image(data: bytes, max_pixels: int, what: str, budget=None, detections
 
 
 def decode_checked(data: bytes, header, what: str) -> np.ndarray:
+    if jpeg_truncated(data):
+        raise RequestError(400, f'{what} is not an image (or is corrupt): a truncated JPEG')
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RequestError(400, f'{what} is not an image (or is corrupt): supported are JPEG, PNG, '

@@ -177,3 +177,12 @@ def image_size(data: bytes) -> Optional[tuple]:
     except HeaderError:
         return None
     return h.width, h.height
+
+
+def jpeg_truncated(data: bytes) -> bool:
+    """True for a JPEG whose last scan has no end-of-image marker after it: a file cut short, which
+    libjpeg decodes anyway (grey below the cut) with only a warning. Bytes after EOI are allowed;
+    inside scan data 0xFF is always followed by 0x00 or a restart marker, so FFD9 is the real EOI."""
+    if data[:3] != b'\xff\xd8\xff':
+        return False
+    return data.rfind(b'\xff\xd9') < data.rfind(b'\xff\xda')
