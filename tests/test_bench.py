@@ -90,7 +90,7 @@ def test_jetson_facts_absent_off_jetson(monkeypatch):
 
 @pytest.mark.parametrize('argv, needle', [
     (['nope.onnx'], 'model file not found'),
-    (['random:yolact_lite0_256', '--batch', '0'], '--batch sizes must be >= 1'),
+    (['random:yolact_lite0_256', '--batch', '0'], '--batch sizes must be in 1..1024'),
     (['random:yolact_lite0_256', '--batch', 'x'], '--batch expects'),
     (['random:yolact_lite0_256', '--iters', '1'], '--iters must be >= 2'),
     (['random:yolact_lite0_256', '--image-size', '0x5'], 'sizes must be >= 2'),

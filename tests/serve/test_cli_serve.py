@@ -61,9 +61,9 @@ def test_sigterm_drains_in_flight_requests(serve_onnx, sample_jpegs, make_client
 
 @pytest.mark.parametrize('argv, needle', [
     (['--weights', '/nonexistent/model.onnx'], 'model file not found'),
-    (['--weights', 'x.onnx', '--max-queue', '0'], 'max queue must be >= 1'),
+    (['--weights', 'x.onnx', '--max-queue', '0'], '--max-queue: expected an integer >= 1'),
     (['--weights', 'x.onnx', '--port', '70000'], 'port must be 0..65535'),
-    (['--weights', 'x.onnx', '--score-threshold', '1.5'], 'score threshold must be in [0, 1]'),
+    (['--weights', 'x.onnx', '--score-threshold', '1.5'], '--score-threshold: expected a number in [0, 1]'),
 ])
 def test_cli_errors_are_one_line(argv, needle, capsys):
     from yolact_deploy.cli.serve import main
