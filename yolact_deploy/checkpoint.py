@@ -42,14 +42,21 @@ def config_from_dict(data: dict) -> config_mod.YolactConfig:
     def tup(v):
         return tuple(tup(x) for x in v) if isinstance(v, (list, tuple)) else v
 
+    if not isinstance(data, dict):
+        raise ConfigError(f'checkpoint carries an invalid config: expected an object, got '
+                          f'{type(data).__name__}')
+    for part in ('backbone', 'fpn'):
+        if not isinstance(data.get(part), dict):
+            raise ConfigError(f'checkpoint carries an invalid config: "{part}" must be an object, '
+                              f'got {type(data.get(part)).__name__}')
     try:
         fields = {f.name for f in dataclasses.fields(config_mod.YolactConfig)}
         values = {k: tup(v) for k, v in data.items() if k in fields and k not in ('backbone', 'fpn')}
         backbone = config_mod.BackboneConfig(**{k: tup(v) for k, v in data['backbone'].items()})
         fpn = config_mod.FPNConfig(**{k: tup(v) for k, v in data['fpn'].items()})
         return config_mod.YolactConfig(backbone=backbone, fpn=fpn, **values)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f'checkpoint carries an invalid config: {exc}') from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f'checkpoint carries an invalid config: {str(exc)[:200]}') from None
 
 
 def split_checkpoint(obj, path: str) -> Tuple[dict, dict]:
@@ -57,7 +64,12 @@ def split_checkpoint(obj, path: str) -> Tuple[dict, dict]:
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} is not a YOLACT checkpoint (found {type(obj).__name__})')
     if 'model' in obj and isinstance(obj['model'], dict):
-        return obj['model'], dict(obj.get('meta') or {})
+        meta = obj.get('meta') or {}
+        if not isinstance(meta, dict):
+            raise CheckpointError(f'{path}: "meta" must be a dictionary, found {type(meta).__name__}')
+        if meta.get('preset') is not None and not isinstance(meta['preset'], str):
+            raise CheckpointError(f'{path}: "meta.preset" must be a preset name')
+        return obj['model'], dict(meta)
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj, {}
     raise CheckpointError(f'{path} is not a YOLACT checkpoint (no state dict inside)')

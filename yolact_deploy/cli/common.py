@@ -86,6 +86,14 @@ def cli_main(func):
         except Terminated as exc:
             print('terminated', file=sys.stderr)
             return exc.code
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            # A file-system fault (full disk, read-only folder, a directory where a file goes):
+            # atomic outputs already removed their temporaries; say it in one line.
+            where = f': {exc.filename}' if exc.filename else ''
+            print(f'error: {exc.strerror or exc}{where}', file=sys.stderr)
+            return 2
     return wrapper
 
 
@@ -101,6 +109,7 @@ def check_writable_dir(path: str) -> None:
         raise YolactError(f'cannot create output directory {path}: {exc.strerror}') from None
     if not os.access(path, os.W_OK):
         raise YolactError(f'output directory is not writable: {path}')
+    _probe_write(path)
 
 
 def check_creatable_dir(path: str) -> None:
@@ -114,8 +123,21 @@ def check_creatable_dir(path: str) -> None:
         probe = parent
     if not os.path.isdir(probe):
         raise YolactError(f'cannot create output directory {path}: {probe} is not a directory')
-    if not os.access(probe, os.W_OK):
-        raise YolactError(f'output directory is not writable: {probe}')
+    _probe_write(probe)
+
+
+def _probe_write(directory: str) -> None:
+    # os.access says yes to root on read-only folders and file systems: try it.
+    import tempfile
+
+    from ..fileio import temp_prefix
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix() + 'probe.', dir=directory)
+    except OSError as exc:
+        raise YolactError(f'output directory is not writable: {directory} '
+                          f'({exc.strerror or exc})') from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def check_output_file(path: str) -> None:

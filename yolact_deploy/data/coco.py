@@ -8,6 +8,7 @@ of a custom dataset.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -24,8 +25,42 @@ class SampleError(InputError):
     """One sample cannot be used (unreadable image, size mismatch, broken annotation)."""
 
 
-def read_annotations(ann_file: str) -> dict:
-    """Loads and validates a COCO instances json; raises InputError with one clear line."""
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _segmentation_problem(segm, strict: bool) -> Optional[str]:
+    if isinstance(segm, list):
+        if not segm:
+            return 'an empty polygon list'
+        for poly in segm:
+            if not isinstance(poly, list) or not all(_num(v) for v in poly):
+                return 'a polygon that is not a list of numbers'
+            # A degenerate polygon is a bad sample for training (skipped or fatal per
+            # --on-bad-sample, see decode_segmentation), a hard error for COCOeval.
+            if len(poly) % 2 or (strict and len(poly) < 6):
+                return f'a polygon of {len(poly)} coordinates (needs x,y pairs, at least 3 points)'
+        return None
+    if isinstance(segm, dict):
+        size = segm.get('size')
+        if not (isinstance(size, list) and len(size) == 2 and all(_int(v) and v >= 0 for v in size)):
+            return 'an RLE without a [height, width] size'
+        counts = segm.get('counts')
+        if isinstance(counts, str) or (isinstance(counts, list) and all(_int(v) and v >= 0
+                                                                         for v in counts)):
+            return None
+        return 'an RLE whose counts are neither a string nor a list of integers'
+    return f'a segmentation of type {type(segm).__name__} (needs polygons or RLE)'
+
+
+def read_annotations(ann_file: str, for_eval: bool = False) -> dict:
+    """Loads and validates a COCO instances json against the schema this project reads (types
+    included), once, here; raises InputError with one clear line. ``for_eval``: also the fields
+    COCOeval needs (``area`` and ``iscrowd`` of every annotation)."""
     if not os.path.isfile(ann_file):
         raise InputError(f'annotation file not found: {ann_file}')
     try:
@@ -33,30 +68,65 @@ def read_annotations(ann_file: str) -> dict:
             data = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f'cannot parse annotation file {ann_file}: {exc}') from None
+    except RecursionError:
+        raise InputError(f'cannot parse annotation file {ann_file}: nested too deeply') from None
     if not isinstance(data, dict):
         raise InputError(f'{ann_file}: expected a COCO json object, found {type(data).__name__}')
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(data.get(key), list):
             raise InputError(f"{ann_file}: missing or invalid '{key}' list (not a COCO instances json)")
+
+    def bad(where, what):
+        raise InputError(f'{ann_file}: {where} {what}')
+    image_ids = set()
     for i, img in enumerate(data['images']):
+        if not isinstance(img, dict):
+            bad(f'images[{i}]', 'is not an object')
         missing = [k for k in ('id', 'file_name', 'width', 'height') if k not in img]
         if missing:
-            raise InputError(f"{ann_file}: images[{i}] lacks field(s) {', '.join(missing)}")
+            bad(f'images[{i}]', f"lacks field(s) {', '.join(missing)}")
+        if not _int(img['id']):
+            bad(f'images[{i}]', f"has a non-integer id {img['id']!r}")
+        if img['id'] in image_ids:
+            bad(f'images[{i}]', f"repeats id {img['id']}")
+        image_ids.add(img['id'])
+        if not isinstance(img['file_name'], str) or not img['file_name']:
+            bad(f'images[{i}]', f"has an invalid file_name {img['file_name']!r}")
+        if not (_int(img['width']) and _int(img['height']) and img['width'] > 0 and img['height'] > 0):
+            bad(f'images[{i}]', 'needs positive integer width and height, got '
+                                f"{img['width']!r} x {img['height']!r}")
     for i, cat in enumerate(data['categories']):
-        if 'id' not in cat or 'name' not in cat:
-            raise InputError(f"{ann_file}: categories[{i}] needs 'id' and 'name'")
-    image_ids = {img['id'] for img in data['images']}
+        if not isinstance(cat, dict) or 'id' not in cat or 'name' not in cat:
+            bad(f'categories[{i}]', "needs 'id' and 'name'")
+        if not _int(cat['id']) or not isinstance(cat['name'], str):
+            bad(f'categories[{i}]', 'needs an integer id and a string name')
     for i, ann in enumerate(data['annotations']):
+        if not isinstance(ann, dict):
+            bad(f'annotations[{i}]', 'is not an object')
+        where = f"annotations[{i}] (id {ann.get('id')})"
         missing = [k for k in ('image_id', 'category_id', 'bbox') if k not in ann]
         if not ann.get('iscrowd', 0) and 'segmentation' not in ann:
             missing.append('segmentation')
+        if for_eval:
+            missing += [k for k in ('area', 'iscrowd', 'id') if k not in ann]
         if missing:
-            raise InputError(f"{ann_file}: annotations[{i}] (id {ann.get('id')}) lacks field(s) "
-                             f"{', '.join(missing)}")
+            bad(where, f"lacks field(s) {', '.join(missing)}")
+        if not _int(ann['image_id']) or not _int(ann['category_id']):
+            bad(where, 'needs integer image_id and category_id')
         if ann['image_id'] not in image_ids:
-            raise InputError(f"{ann_file}: annotations[{i}] refers to unknown image_id {ann['image_id']}")
-        if not (isinstance(ann['bbox'], (list, tuple)) and len(ann['bbox']) == 4):
-            raise InputError(f'{ann_file}: annotations[{i}] has a bbox that is not [x, y, w, h]')
+            bad(f'annotations[{i}]', f"refers to unknown image_id {ann['image_id']}")
+        bbox = ann['bbox']
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_num(v) for v in bbox)) or \
+                bbox[2] < 0 or bbox[3] < 0:
+            bad(f'annotations[{i}]', 'has a bbox that is not [x, y, w, h] (4 numbers, w, h >= 0)')
+        if 'iscrowd' in ann and ann['iscrowd'] not in (0, 1):
+            bad(where, f"has iscrowd {ann['iscrowd']!r} (0 or 1)")
+        if 'area' in ann and not (_num(ann['area']) and ann['area'] >= 0):
+            bad(where, f"has an invalid area {ann['area']!r}")
+        if 'segmentation' in ann:
+            problem = _segmentation_problem(ann['segmentation'], for_eval)
+            if problem:
+                bad(where, f'has {problem}')
     return data
 
 
@@ -71,6 +141,8 @@ def decode_segmentation(segm, height: int, width: int) -> np.ndarray:
     if isinstance(segm, list):
         if not segm:
             raise ValueError('empty polygon list')
+        if any(len(poly) < 6 for poly in segm):  # pycocotools would read 4 numbers as a box
+            raise ValueError('a polygon with fewer than 3 points')
         rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
     elif isinstance(segm, dict) and isinstance(segm.get('counts'), list):
         rle = mask_utils.frPyObjects(segm, height, width)

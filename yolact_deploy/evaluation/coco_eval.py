@@ -26,7 +26,7 @@ STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100',
 
 def _coco_gt(ann_file: str):
     from pycocotools.coco import COCO
-    data = read_annotations(ann_file)   # validates with clear messages first
+    data = read_annotations(ann_file, for_eval=True)   # validates with clear messages first
     data.setdefault('info', {})
     data.setdefault('licenses', [])
     gt = COCO()
@@ -114,16 +114,19 @@ def evaluate(weights: Optional[str], image_dir: str, ann_file: str, *, batch_siz
     """Loads ``weights`` (any backend the runtime supports; None = the bundled model), runs it on
     the set and returns box and mask metrics (percent)."""
     from ..runtime import load_predictor
+    data = read_annotations(ann_file, for_eval=True)  # every fault of the json now, not at the end
+    if output_json:
+        from ..cli.common import check_output_file
+        check_output_file(output_json)
     predictor = load_predictor(weights, **predictor_options)
     category_ids = list(predictor.category_ids)
     results = run_detections(predictor, image_dir, ann_file, category_ids=category_ids,
                              batch_size=batch_size, limit=limit, progress=progress)
-    if output_json:
-        from ..cli.common import atomic_output, check_output_file
-        check_output_file(output_json)
+    ids = [im['id'] for im in sorted(data['images'], key=lambda im: im['id'])[:limit]]
+    metrics = evaluate_results(ann_file, results, image_ids=ids, verbose=verbose)
+    if output_json:  # written only once the evaluation succeeded
+        from ..cli.common import atomic_output
         with atomic_output(output_json) as tmp:
             with open(tmp, 'w') as f:
                 json.dump(results, f)
-    data = read_annotations(ann_file)
-    ids = [im['id'] for im in sorted(data['images'], key=lambda im: im['id'])[:limit]]
-    return evaluate_results(ann_file, results, image_ids=ids, verbose=verbose)
+    return metrics

@@ -247,7 +247,7 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
 
 def inspect_onnx(path: str) -> OnnxInfo:
     """Metadata, plugin nodes, Q/DQ nodes and the input shape of an exported ONNX file."""
-    from .metadata import parse_metadata
+    from .metadata import check_onnx_graph, parse_metadata
     if not os.path.isfile(path):
         raise InputError(f'ONNX file not found: {path}')
     try:
@@ -259,6 +259,7 @@ def inspect_onnx(path: str) -> OnnxInfo:
         raise InputError(f'cannot read ONNX file {path}: corrupt or not ONNX ({type(exc).__name__})'
                          ) from None
     meta = parse_metadata({p.key: p.value for p in model.metadata_props}, path)
+    check_onnx_graph(meta, model, path)
     ops = set()
     qdq = False
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, YolactError
-from ..export.metadata import parse_metadata
+from ..export.metadata import check_graph_outputs, parse_metadata
 from ..export.wrapper import RAW_OUTPUTS
 from .predictor import Predictor, normalize_contract
 
@@ -105,6 +105,7 @@ class OnnxRuntimePredictor(Predictor):
         self.input_size = int(meta['input']['network_size'][0])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        check_graph_outputs(meta, {o.name: o.shape for o in self.session.get_outputs()}, path)
         self._config = None
         self._warned = False
 

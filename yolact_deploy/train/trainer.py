@@ -255,7 +255,11 @@ class Trainer:
             if ts.get('optimizer_name', 'sgd') != opts.optimizer:
                 raise CheckpointError(f"cannot resume {os.path.basename(opts.resume)} with --optimizer "
                                       f"{opts.optimizer}: it was trained with {ts.get('optimizer_name', 'sgd')}")
-            self.optimizer.load_state_dict(ts['optimizer'])
+            try:
+                self.optimizer.load_state_dict(ts['optimizer'])
+            except (ValueError, KeyError, TypeError) as exc:  # a state of another parameter layout
+                raise CheckpointError(f'cannot resume {os.path.basename(opts.resume)}: its optimizer '
+                                      f'state does not fit this model ({str(exc)[:120]})') from None
             if ts.get('scaler') and self.use_amp:
                 self.scaler.load_state_dict(ts['scaler'])
             self.start_iter = int(ts['iteration'])
@@ -292,8 +296,21 @@ class Trainer:
     def _read_resume(self, path, cfg):
         obj = _load_file(path)
         state, meta = split_checkpoint(obj, path)
-        if 'train_state' not in obj:
+        ts = obj.get('train_state')
+        if not isinstance(ts, dict):
             raise CheckpointError(f'{path} has no training state (was it written by yolact-train?)')
+        # The schema of a training state, checked here once (not as KeyErrors mid-setup).
+        if not isinstance(ts.get('optimizer'), dict) or not isinstance(ts['optimizer'].get('state'), dict) \
+                or not isinstance(ts['optimizer'].get('param_groups'), list):
+            raise CheckpointError(f'cannot resume {path}: it has no optimizer state '
+                                  '(use it as --backbone-weights or start a new run)')
+        it = ts.get('iteration')
+        if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+            raise CheckpointError(f'cannot resume {path}: invalid iteration {it!r} in its training state')
+        if ts.get('scaler') is not None and not isinstance(ts['scaler'], dict):
+            raise CheckpointError(f'cannot resume {path}: invalid AMP scaler state')
+        if not meta.get('config'):
+            raise CheckpointError(f'cannot resume {path}: it records no model config')
         saved = config_from_dict(meta['config'])
         if saved.num_classes != cfg.num_classes or tuple(saved.category_ids) != tuple(cfg.category_ids):
             raise CheckpointError(
