@@ -120,8 +120,6 @@ def validate_metadata(meta, path: str = 'model') -> dict:
         if cfg_names is not None and (not isinstance(cfg_names, list) or len(cfg_names) != len(names)):
             bad(f'{len(names)} class names, but the model was built for '
                 f'{len(cfg_names) if isinstance(cfg_names, list) else "?"} classes')
-    elif meta['graph'] == 'raw':
-        bad('a raw graph needs its "config"')
     outputs = meta.get('outputs')
     if outputs is not None and (not isinstance(outputs, list) or
                                 not all(isinstance(o, str) for o in outputs)):

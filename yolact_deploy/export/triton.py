@@ -88,13 +88,12 @@ def read_onnx(path: str) -> ModelSpec:
         import onnx
     except ImportError:
         raise TritonError('reading an ONNX model needs the onnx package (pip install onnx)') from None
-    from .metadata import check_onnx_graph, parse_metadata
+    from .metadata import parse_metadata
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:
         raise TritonError(f'cannot read ONNX file {path}: {type(exc).__name__}') from None
     meta = parse_metadata({p.key: p.value for p in model.metadata_props}, path)
-    check_onnx_graph(meta, model, path)
     if meta.get('flavour') == 'plugins':
         raise TritonError(f'{path} uses the yolact plugin nodes, which Triton\'s onnxruntime '
                           'backend cannot run; export the portable flavour (no --plugins) for '

@@ -96,6 +96,8 @@ class OnnxRuntimePredictor(Predictor):
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise YolactError(f'onnxruntime cannot load {path}: {text[:300]}') from None
         self.raw_graph = meta.get('graph') == 'raw'
+        if self.raw_graph and not isinstance(meta.get('config'), dict):
+            raise YolactError(f'{path}: a raw graph needs its model "config" in the metadata')
         if cross_class and not self.raw_graph and not meta.get('cross_class_nms'):
             raise InputError(f'{os.path.basename(path)} was exported with class-wise Fast NMS; '
                              're-export it with --cross-class-nms')
