@@ -117,7 +117,8 @@ def _tiny_graph(path, op='Identity', meta=None, domain=''):
 
 
 def test_openvino_refusals_are_one_line(tmp_path):
-    meta = {'schema': 1, 'graph': 'end_to_end', 'flavour': 'portable'}
+    meta = {'schema': 1, 'graph': 'end_to_end', 'flavour': 'portable', 'class_names': ['a'],
+            'category_ids': [1], 'input': {'network_size': [5, 5]}}   # valid metadata, refused graph
     cases = [
         (_tiny_graph(tmp_path / 'dcn.onnx', 'DeformConv', meta), '--dcn gridsample'),
         (_tiny_graph(tmp_path / 'raw.onnx', meta=dict(meta, graph='raw')), 'raw graph'),

@@ -41,11 +41,13 @@ def tiny_onnx(path, precision='fp32', plugin_ops=(), qdq=False, input_dims=('bat
     for i, op in enumerate(plugin_ops):
         nodes.append(helper.make_node(op, [last], [f'p{i}'], domain='yolact_deploy'))
         last = f'p{i}'
-    nodes.append(helper.make_node('Identity', [last], ['out']))
+    # the end-to-end output names (inspect_onnx checks the graph is the kind its metadata says)
+    outs = ['num_detections', 'boxes', 'scores', 'classes', 'masks']
+    nodes += [helper.make_node('Identity', [last], [o]) for o in outs]
     inits = [helper.make_tensor('s', TensorProto.FLOAT, [], [0.1])] if qdq else []
     graph = helper.make_graph(
         nodes, 'tiny', [helper.make_tensor_value_info('images', TensorProto.UINT8, list(input_dims))],
-        [helper.make_tensor_value_info('out', TensorProto.FLOAT, None)], initializer=inits)
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 19)])
     attach_metadata(model, {'schema': 1, 'preset': 'tiny', 'precision': precision,
                             'flavour': 'plugins' if plugin_ops else 'portable',
