@@ -155,7 +155,7 @@ def machine_facts() -> dict:
                      'tensorrt': None, 'cuda_python': None, 'opencv': _version('cv2')},
         'gpu': None, 'gpu_note': None, 'jetson': jetson_facts(),
     }
-    from . import trt_compat as compat
+    from .deploy import trt_compat as compat
     try:
         facts['versions']['tensorrt'] = compat.version_string()
     except Exception as exc:   # noqa: BLE001

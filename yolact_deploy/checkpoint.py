@@ -20,7 +20,7 @@ import torch
 
 from . import config as config_mod
 from .errors import CheckpointError, ConfigError
-from .fileio import atomic_output
+from .deploy.fileio import atomic_output
 
 
 def _load_file(path: str):

@@ -156,7 +156,7 @@ def tie_aware_ious(r, t, m: dict, hw, score_threshold: float) -> List[float]:
     IoU while the probabilities agree to 1e-7); excluding them measures real disagreement. Pairs whose
     plain IoU is 1 are not recomputed.
     """
-    from .postprocess import resize_masks
+    from .deploy.postprocess import resize_masks
 
     def slots(out):
         d = out.detections

@@ -69,7 +69,7 @@ def random_predictor(preset: str, threads: int = 0):
     from ..assets import default_sample
     from ..config import get_preset
     from ..model import Yolact
-    from ..runtime.torch_backend import TorchPredictor
+    from ..torch_runtime import TorchPredictor
     from ..testing import lively_random_init
     from ..transforms import load_image, preprocess
     cfg = get_preset(preset)

@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..errors import YolactError
-from ..fileio import Terminated, atomic_output, install_signal_cleanup  # noqa: F401  (re-exported)
+from ..deploy.fileio import Terminated, atomic_output, install_signal_cleanup  # noqa: F401  (re-exported)
 
 
 MAX_BATCH = 1024  # larger batches only end in an allocation error minutes later
@@ -130,7 +130,7 @@ def _probe_write(directory: str) -> None:
     # os.access says yes to root on read-only folders and file systems: try it.
     import tempfile
 
-    from ..fileio import temp_prefix
+    from ..deploy.fileio import temp_prefix
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix() + 'probe.', dir=directory)
     except OSError as exc:

@@ -154,7 +154,7 @@ def main(argv=None):
         _to_trt(args, None, None)  # one-line error: no TensorRT / no builder
     if args.to == 'trt':
         builder.options_from_args(args)           # bad build options: one line, before any work
-        from ..trt_compat import import_tensorrt
+        from ..deploy.trt_compat import import_tensorrt
         import_tensorrt()                         # no TensorRT: one line, before loading a model
         if getattr(args, 'onnx', None):           # build from an exported ONNX file: no checkpoint
             return builder.run(args, None, args.output)

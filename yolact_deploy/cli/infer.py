@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..errors import InputError
 from ..runtime import load_predictor
 from ..transforms import IMAGE_EXTENSIONS, load_image
-from ..visualize import draw_detections
+from ..deploy.draw import draw_detections
 from .common import ArgumentParser, non_negative_int, positive_int, probability
 from .common import (atomic_output, check_creatable_dir, check_output_file, check_writable_dir,
                      cli_main, run_cli)

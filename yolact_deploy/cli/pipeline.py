@@ -70,7 +70,7 @@ def _checkpoint(args, out: str) -> str:
 def _tensorrt_status(no_trt: bool) -> tuple:
     if no_trt:
         return False, '--no-trt given'
-    from .. import trt_compat as compat
+    from ..deploy import trt_compat as compat
     try:
         version = compat.version_string()
         gpu = compat.gpu_info(0)

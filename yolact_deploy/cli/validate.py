@@ -78,7 +78,7 @@ def main(argv=None):
     from .. import validate as V
     from ..checkpoint import load_model
     from ..runtime import backend_for_path, load_predictor
-    from ..runtime.torch_backend import TorchPredictor
+    from ..torch_runtime import TorchPredictor
 
     if not os.path.exists(args.model):
         raise InputError(f'model file not found: {args.model}')

@@ -2,7 +2,7 @@
 
 A TensorRT engine builder is meant to live beside this as ``export/tensorrt_build.py``.
 """
-from .metadata import METADATA_KEY, read_metadata
+from ..deploy.metadata import METADATA_KEY, read_metadata
 from .onnx_export import (DEFAULT_OPSET, ExportError, ExportOptions, build_onnx, check_options,
                           export_onnx)
 from .wrapper import CONTRACT_OUTPUTS, INPUT_NAME, RAW_OUTPUTS, ExportWrapper

@@ -20,9 +20,9 @@ import torch
 
 from ..cli.common import atomic_output, check_output_file
 from ..errors import YolactError
-from ..fileio import temp_prefix
+from ..deploy.fileio import temp_prefix
 from ..ops.priors import feature_map_sizes
-from .metadata import attach_metadata, build_metadata
+from ..deploy.metadata import attach_metadata, build_metadata
 from .wrapper import INPUT_NAME, ExportWrapper
 
 DEFAULT_OPSET = 19
@@ -124,7 +124,7 @@ class _Steps:
 
 def _translation_table(options: ExportOptions) -> dict:
     if options.plugins:
-        from .plugins import plugin_table
+        from .plugin_ops import plugin_table
         return plugin_table(options)
     from .translations import portable_table
     return portable_table()
@@ -140,7 +140,7 @@ def _torch_export(wrapper: ExportWrapper, config, options: ExportOptions):
     sink = io.StringIO()
     routing = contextlib.ExitStack()
     if options.plugins:
-        from .plugins import nms_as_plugin_op
+        from .plugin_ops import nms_as_plugin_op
         routing.enter_context(nms_as_plugin_op())
     if options.dcn_form == 'gridsample':
         from .dcn_gridsample import dcn_as_gridsample
@@ -206,7 +206,7 @@ def _uint8_input_feeds_only_cast(model) -> None:
 def _extra_metadata(config, options: ExportOptions) -> dict:
     extra = {'dcn': options.dcn_form if config.uses_dcn else None}
     if options.plugins:
-        from .plugins import plugin_metadata
+        from .plugin_ops import plugin_metadata
         extra.update(plugin_metadata(dcn=config.uses_dcn and options.dcn_form == 'plugin'))
     return extra
 
@@ -304,7 +304,7 @@ def export_onnx(model, path: str, options: ExportOptions = ExportOptions(),
     """Exports ``model`` to ``path`` (checked for writability first) and returns the ModelProto."""
     check_options(model.config, options)
     if options.plugins:
-        from .plugins import check_plugin_options
+        from .plugin_ops import check_plugin_options
         check_plugin_options(model.config, options)
     probe_writable(path)
     proto = build_onnx(model, options, quiet=quiet)

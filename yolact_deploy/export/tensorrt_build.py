@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
-from .. import trt_compat as compat
+from ..deploy import trt_compat as compat
 from ..cli.common import atomic_output, check_output_file
 from ..errors import InputError, YolactError
 
@@ -247,7 +247,7 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
 
 def inspect_onnx(path: str) -> OnnxInfo:
     """Metadata, plugin nodes, Q/DQ nodes and the input shape of an exported ONNX file."""
-    from .metadata import check_onnx_graph, parse_metadata
+    from ..deploy.metadata import check_onnx_graph, parse_metadata
     if not os.path.isfile(path):
         raise InputError(f'ONNX file not found: {path}')
     try:
@@ -633,7 +633,7 @@ _LOADED_LIBRARIES: Dict[str, object] = {}
 
 def load_plugin_library(trt, path: str, needed_ops: Sequence[str] = ()) -> dict:
     """Loads ``libyolact_plugins.so`` once per process and checks it provides ``needed_ops``."""
-    from ..plugins import PLUGIN_NAMESPACE, PLUGIN_VERSION
+    from ..deploy.plugin_library import PLUGIN_NAMESPACE, PLUGIN_VERSION
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise BuildError(f'plugin library not found: {path}')
@@ -659,7 +659,7 @@ def find_plugin_library(explicit: Optional[str]) -> str:
         if not os.path.isfile(explicit):
             raise BuildError(f'plugin library not found: {explicit}')
         return explicit
-    from ..plugins import PluginLibraryError, trt_library_path
+    from ..deploy.plugin_library import PluginLibraryError, trt_library_path
     try:
         return str(trt_library_path())
     except PluginLibraryError as exc:

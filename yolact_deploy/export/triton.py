@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import InputError, YolactError
-from ..fileio import make_temp_dir, release_temp_dir
+from ..deploy.fileio import make_temp_dir, release_temp_dir
 
 CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks')
 INPUT_NAME = 'images'
@@ -88,7 +88,7 @@ def read_onnx(path: str) -> ModelSpec:
         import onnx
     except ImportError:
         raise TritonError('reading an ONNX model needs the onnx package (pip install onnx)') from None
-    from .metadata import parse_metadata
+    from ..deploy.metadata import parse_metadata
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, YolactError
-from ..export.metadata import check_graph_outputs, parse_metadata
+from ..deploy.metadata import check_graph_outputs, parse_metadata
 from ..export.wrapper import RAW_OUTPUTS
 from .predictor import Predictor, normalize_contract
 
@@ -55,7 +55,7 @@ def plugin_session_inputs(path: str, options):
     One clear error when that route is not available here (plugin graph on plain ONNX Runtime).
     """
     try:
-        from .. import plugins
+        from ..deploy import plugin_library as plugins
     except ImportError as exc:
         raise YolactError(f'{os.path.basename(path)} uses the yolact TensorRT plugin nodes (--plugins '
                           f'flavour), but yolact_deploy.plugins is not available ({exc}); export '

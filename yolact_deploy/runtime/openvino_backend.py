@@ -46,7 +46,7 @@ def ov_device(device: Optional[str]) -> str:
 
 def read_metadata(model, path: str) -> dict:
     """The exporter's metadata from an ``openvino.Model`` read from ONNX (``rt_info['framework']``)."""
-    from ..export.metadata import parse_metadata
+    from ..deploy.metadata import parse_metadata
     key = ['framework', METADATA_KEY]
     props = {METADATA_KEY: model.get_rt_info(key).astype(str)} if model.has_rt_info(key) else {}
     return parse_metadata(props, path)

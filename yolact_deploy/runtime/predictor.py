@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InputError, YolactError
-from ..postprocess import ImageDetections, finalize
+from ..deploy.postprocess import ImageDetections, finalize
 
 # backend name -> module defining ``create(path, **options) -> Predictor``
 BACKENDS = {
-    'torch': 'yolact_deploy.runtime.torch_backend',
+    'torch': 'yolact_deploy.torch_runtime',
     'onnxruntime': 'yolact_deploy.runtime.onnxruntime_backend',
     'openvino': 'yolact_deploy.runtime.openvino_backend',
     'tensorrt': 'yolact_deploy.runtime.tensorrt_backend',

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import trt_compat as compat
+from ..deploy import trt_compat as compat
 from ..errors import InputError, YolactError
 from .predictor import Predictor, normalize_contract
 
@@ -557,10 +557,10 @@ def onnxruntime_session(onnx_path: str):
     know: it runs through the plugins' custom ops (their CPU instance), as yolact-validate does."""
     import onnx
 
-    from ..plugins import DOMAIN
+    from ..deploy.plugin_library import DOMAIN
     model = onnx.load(onnx_path)
     if any(n.domain == DOMAIN for n in model.graph.node):
-        from ..plugins import ort_session
+        from ..deploy.plugin_library import ort_session
         return lambda: ort_session(model)
 
     def plain():
@@ -575,6 +575,6 @@ def find_plugin_library(sidecar: dict, explicit: Optional[str] = None) -> Option
         return None
     if explicit:
         return explicit
-    from ..plugins import TRT_LIBRARY, find_library
+    from ..deploy.plugin_library import TRT_LIBRARY, find_library
     found = find_library(TRT_LIBRARY)
     return str(found) if found else None

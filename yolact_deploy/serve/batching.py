@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..postprocess import ImageDetections
+from ..deploy.postprocess import ImageDetections
 
 log = logging.getLogger('yolact_deploy.serve')
 

@@ -66,7 +66,7 @@ def nms_as_plugin_op():
 
 def _plugins_module():
     try:
-        from .. import plugins
+        from ..deploy import plugin_library as plugins
     except ImportError as exc:
         raise YolactError(f'--plugins: yolact_deploy.plugins is not available ({exc})') from None
     return plugins

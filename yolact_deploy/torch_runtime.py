@@ -6,10 +6,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..checkpoint import load_model
-from ..errors import InputError
-from ..transforms import preprocess
-from .predictor import Predictor
+from .checkpoint import load_model
+from .errors import InputError
+from .transforms import preprocess
+from .runtime.predictor import Predictor
 
 
 class TorchPredictor(Predictor):

@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .errors import YolactError
+from ..errors import YolactError
 
 DOMAIN = 'yolact_deploy'
 DOMAIN_VERSION = 1
@@ -35,7 +35,7 @@ CPU_LIBRARY = 'libyolact_plugins_cpu.so'
 TRT_LIBRARY = 'libyolact_plugins.so'
 ORT_PYOP_DOMAIN = 'ai.onnx.contrib'   # onnxruntime-extensions registers Python ops here, always
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 
 
@@ -56,7 +56,7 @@ def _search_dirs() -> list:
         dirs.append(Path(os.environ['YOLACT_PLUGINS_DIR']))
     build = REPO_ROOT / 'build'
     dirs += [build / 'lib', build / 'plugins' / 'lib', build / 'plugins-cpu' / 'lib',
-             Path(__file__).resolve().parent / 'lib']
+             Path(__file__).resolve().parents[1] / 'lib']
     return dirs
 
 

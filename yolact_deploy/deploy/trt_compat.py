@@ -28,7 +28,7 @@ import os
 import re
 from typing import Optional, Tuple
 
-from .errors import YolactError
+from ..errors import YolactError
 
 Version = Tuple[int, int, int]
 
@@ -114,7 +114,7 @@ OBJECT_NAMES = {
 SUBCLASSES = {'_Monitor': 'IProgressMonitor', '_Calibrator': 'IInt8EntropyCalibrator2'}
 
 # The modules whose TensorRT / cuda-python use the static test checks.
-TRT_MODULES = ('yolact_deploy/trt_compat.py', 'yolact_deploy/export/tensorrt_build.py',
+TRT_MODULES = ('yolact_deploy/deploy/trt_compat.py', 'yolact_deploy/export/tensorrt_build.py',
                'yolact_deploy/runtime/tensorrt_backend.py')
 
 # cuda-python runtime names used through ``cudart.X`` (checked against the installed cuda-python).
