@@ -48,8 +48,9 @@ def test_batch_with_mixed_image_sizes(samples):
 
 
 def test_raw_graph_detects_with_reference_ops(samples):
+    from yolact_deploy.torch_runtime import raw_detector
     path, ckpt = exported(raw=True)
-    pred = load_predictor(path)
+    pred = load_predictor(path, raw_detect=raw_detector)
     image = load_image(samples[4])
     out = pred.predict_batch([image])
     assert set(out.raw) == {'loc', 'conf', 'mask', 'priors', 'proto'}
@@ -58,6 +59,15 @@ def test_raw_graph_detects_with_reference_ops(samples):
         np.testing.assert_allclose(out.raw[key], ref.raw[key], atol=1e-4, err_msg=key)
     np.testing.assert_array_equal(out.detections['indices'], ref.detections['indices'])
     _assert_results_equal(ref.results[0], out.results[0])
+
+
+def test_raw_graph_without_pytorch_detector_is_one_clear_refusal(samples):
+    path, _ = exported(raw=True)
+    pred = load_predictor(path)   # the torch-free backend alone
+    with pytest.raises(YolactError, match='raw graph.*needs PyTorch.*without --raw'):
+        pred.predict(load_image(samples[0]))
+    assert set(pred.run_graph(load_image(samples[0])[None])) == {'loc', 'conf', 'mask', 'priors',
+                                                                 'proto'}
 
 
 @pytest.mark.parametrize('kind', ['end_to_end', 'raw'])

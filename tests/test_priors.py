@@ -6,7 +6,8 @@ import torch
 
 from yolact_deploy.config import OFFICIAL_PRESETS, get_preset
 from yolact_deploy.model import Yolact
-from yolact_deploy.ops.priors import feature_map_sizes, make_priors, num_priors
+from yolact_deploy.model.backbones import feature_map_sizes, num_priors
+from yolact_deploy.ops.priors import make_priors
 
 torch.set_num_threads(1)
 

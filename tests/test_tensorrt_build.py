@@ -15,6 +15,7 @@ import pytest
 
 from yolact_deploy import trt_compat as compat
 from yolact_deploy.errors import InputError, YolactError
+from yolact_deploy.cli import export as export_cli
 from yolact_deploy.export import tensorrt_build as tb
 from yolact_deploy.runtime import tensorrt_backend as rt
 
@@ -180,16 +181,16 @@ def test_cli_flags_override_preset():
     parser = argparse.ArgumentParser()
     parser.add_argument('--fp16', action='store_true')
     parser.add_argument('--plugins', action='store_true')
-    tb.add_arguments(parser)
+    export_cli.add_trt_arguments(parser)
     args = parser.parse_args(['--preset', 'desktop_fp16', '--batch', '1,2,2', '--workspace', '512',
                               '--image-size', '480x640'])
-    opts = tb.options_from_args(args)
+    opts = export_cli.trt_options_from_args(args)
     assert opts.batch == (1, 2, 2) and opts.workspace_mib == 512 and opts.precision == 'fp16'
     assert opts.profile(550)['max'] == [2, 480, 640, 3]
     with pytest.raises(tb.BuildError, match='exclude'):
-        tb.options_from_args(parser.parse_args(['--int8', '--fp32']))
+        export_cli.trt_options_from_args(parser.parse_args(['--int8', '--fp32']))
     with pytest.raises(tb.BuildError, match='opt-level'):
-        tb.options_from_args(parser.parse_args(['--opt-level', '7']))
+        export_cli.trt_options_from_args(parser.parse_args(['--opt-level', '7']))
 
 
 def test_profile_against_static_graph_dims():

@@ -183,7 +183,7 @@ def bench_images(paths: Optional[Sequence[str]] = None, image_size=None) -> List
     """The input photos (default: one bundled COCO sample), resized to ``(H, W)`` if given."""
     import cv2
 
-    from .transforms import load_image
+    from .deploy.media import load_image
     if not paths:
         from .assets import default_sample
         paths = [default_sample()]
@@ -365,7 +365,7 @@ def csv_rows(report: dict) -> List[dict]:
 def write_csv(report: dict, path: str) -> None:
     import csv
 
-    from .cli.common import atomic_output
+    from .deploy.fileio import atomic_output
     with atomic_output(path, suffix='.csv') as tmp:
         with open(tmp, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)

@@ -65,7 +65,8 @@ def make_test_model(preset: str = 'yolact_resnet50', max_size: int = 256, seed: 
     from . import config
     from .assets import default_sample
     from .model import Yolact
-    from .transforms import load_image, preprocess
+    from .deploy.media import load_image
+    from .transforms import preprocess
     cfg = config.get_preset(preset).replace(max_size=max_size)
     example = preprocess([load_image(default_sample())], cfg)
     torch.manual_seed(seed)

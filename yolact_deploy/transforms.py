@@ -1,4 +1,4 @@
-"""Image loading and the official inference preprocessing.
+"""The official inference preprocessing, in PyTorch (image files: :mod:`yolact_deploy.deploy.media`).
 
 Official ``FastBaseTransform``: BGR uint8 image -> float -> bilinear resize (``align_corners=False``, no
 antialiasing, aspect ratio not kept) to ``max_size x max_size`` -> per-channel normalisation in BGR
@@ -6,38 +6,15 @@ order -> BGR to RGB, channels first.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import MEANS_BGR, STD_BGR, YolactConfig
+from .deploy.media import IMAGE_EXTENSIONS, load_image  # noqa: F401  (moved; kept importable here)
 from .errors import InputError
-from .imageheader import jpeg_truncated
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
-
-def load_image(path: str) -> np.ndarray:
-    """Reads an image as BGR uint8 ``[H, W, 3]`` (grayscale and alpha are converted)."""
-    if not os.path.exists(path):
-        raise InputError(f'image not found: {path}')
-    if os.path.isdir(path):
-        raise InputError(f'expected an image file, got a directory: {path}')
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as exc:
-        raise InputError(f'cannot read image {path}: {exc.strerror}') from None
-    if jpeg_truncated(data):  # decodable, but the lower part would be made-up grey
-        raise InputError(f'truncated JPEG (no end-of-image marker after its last scan): {path}')
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f'cannot decode image (not an image or corrupt): {path}')
-    return image
 
 
 def normalize_tensor(images: torch.Tensor, config: YolactConfig) -> torch.Tensor:
@@ -53,14 +30,24 @@ def normalize_tensor(images: torch.Tensor, config: YolactConfig) -> torch.Tensor
     return images[:, [2, 1, 0]].contiguous()
 
 
+def network_input(images: torch.Tensor, config: YolactConfig) -> torch.Tensor:
+    """``[B, 3, H, W]`` float BGR (0..255), any H, W -> network input ``[B, 3, S, S]``.
+
+    The one definition of the official ``FastBaseTransform`` after decoding: bilinear resize to
+    ``max_size x max_size`` (half-pixel centres, no antialias, aspect ratio not kept), normalise, RGB.
+    The PyTorch path (:func:`preprocess`) and the exported graph (``export/wrapper.py``) both call it.
+    """
+    size = (config.max_size, config.max_size)
+    images = F.interpolate(images, size, mode='bilinear', align_corners=False)
+    return normalize_tensor(images, config)
+
+
 def preprocess(images: Sequence[np.ndarray], config: YolactConfig, device='cpu') -> torch.Tensor:
     """BGR uint8 images (any sizes) -> ``[B, 3, S, S]`` network input, exactly as the official code."""
-    size = (config.max_size, config.max_size)
     batch = []
     for image in images:
         if image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f'expected a BGR image [H, W, 3], got shape {tuple(image.shape)}')
         t = torch.from_numpy(np.ascontiguousarray(image)).to(device).float()
-        t = t.permute(2, 0, 1)[None]
-        batch.append(F.interpolate(t, size, mode='bilinear', align_corners=False))
-    return normalize_tensor(torch.cat(batch, 0), config)
+        batch.append(network_input(t.permute(2, 0, 1)[None], config))
+    return torch.cat(batch, 0)

@@ -216,7 +216,7 @@ def compare_predictors(reference, backend, images: Sequence[str], *,
     """Runs both predictors image by image and aggregates the comparison (no pass/fail)."""
     from tqdm import tqdm
 
-    from .transforms import load_image
+    from .deploy.media import load_image
     raw_err: Dict[str, dict] = {}
     contract_err: Dict[str, dict] = {}
     ident = {'images': 0, 'count_ref_total': 0, 'count_equal': 0, 'identical': 0, 'only_ref': 0, 'only_test': 0,

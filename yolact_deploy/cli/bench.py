@@ -16,7 +16,8 @@ import sys
 
 from ..errors import InputError
 from .common import MAX_BATCH, ArgumentParser, non_negative_int, positive_int, probability
-from .common import atomic_output, check_output_file, cli_main, run_cli
+from .common import (atomic_output, check_output_file, cli_main, have_torch, open_model,
+                     require_torch, run_cli)
 
 RANDOM_PREFIX = 'random:'
 
@@ -66,12 +67,14 @@ def parse_batches(text: str):
 
 def random_predictor(preset: str, threads: int = 0):
     """A PyTorch predictor with lively random weights of ``preset`` (yolact_deploy.testing)."""
+    require_torch(f'{RANDOM_PREFIX}{preset}')
     from ..assets import default_sample
     from ..config import get_preset
     from ..model import Yolact
     from ..torch_runtime import TorchPredictor
     from ..testing import lively_random_init
-    from ..transforms import load_image, preprocess
+    from ..deploy.media import load_image
+    from ..transforms import preprocess
     cfg = get_preset(preset)
     example = preprocess([load_image(default_sample())], cfg)
     model = lively_random_init(Yolact(cfg).eval(), example=example)
@@ -99,7 +102,6 @@ def runs_for(models, backends):
 
 
 def load_for_bench(model: str, args, backend=None):
-    from ..runtime import load_predictor
     if model.startswith(RANDOM_PREFIX):
         return random_predictor(model[len(RANDOM_PREFIX):])
     if not os.path.exists(model):
@@ -111,7 +113,7 @@ def load_for_bench(model: str, args, backend=None):
         options['cuda_graph'] = True
     if args.plugin_library:
         options['plugin_library'] = args.plugin_library
-    return load_predictor(model, backend, **options)
+    return open_model(model, backend, **options)
 
 
 @cli_main
@@ -129,7 +131,7 @@ def main(argv=None):
             check_output_file(out)
     image_size = None
     if args.image_size:
-        from ..export.tensorrt_build import BuildError, parse_size
+        from ..export.trt_config import BuildError, parse_size
         try:
             image_size = parse_size(args.image_size)
         except BuildError as exc:
@@ -141,7 +143,7 @@ def main(argv=None):
     for m in models:   # every file checked before the first long run
         if not m.startswith(RANDOM_PREFIX) and not os.path.exists(m):
             raise InputError(f'model file not found: {m}')
-    if args.threads:
+    if args.threads and have_torch():
         import torch
         torch.set_num_threads(args.threads)
     images = B.bench_images(args.images, image_size)

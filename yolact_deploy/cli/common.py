@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import math
-import os
 import sys
 
 from ..errors import YolactError
-from ..deploy.fileio import Terminated, atomic_output, install_signal_cleanup  # noqa: F401  (re-exported)
+from ..deploy.fileio import (Terminated, atomic_output, check_creatable_dir,  # noqa: F401
+                             check_output_file, check_writable_dir, install_signal_cleanup)
 
 
 MAX_BATCH = 1024  # larger batches only end in an allocation error minutes later
@@ -97,51 +98,32 @@ def cli_main(func):
     return wrapper
 
 
+def require_torch(what: str) -> None:
+    """One line (exit code 2) when PyTorch is missing: the runtime install has none."""
+    if not have_torch():
+        raise YolactError(f"{what} needs PyTorch, which this install does not have (the runtime "
+                          f"install runs .onnx and .plan models only): pip install 'yolact-deploy[torch]'")
+
+
+def have_torch() -> bool:
+    try:
+        return importlib.util.find_spec('torch') is not None
+    except (ImportError, ValueError):   # an import hook that refuses it counts as absent
+        return False
+
+
+def open_model(weights, backend=None, **options):
+    """``load_predictor`` for the tools. A checkpoint (and no ``--weights``: the bundled one) needs
+    PyTorch, said in one line when it is missing; with PyTorch, raw ONNX graphs get their detections
+    from the reference ops."""
+    from ..runtime import backend_for_path, load_predictor
+    if weights is None or (backend or backend_for_path(weights)) == 'torch':
+        require_torch(f'running the checkpoint {weights or "(bundled model)"}')
+    if have_torch():
+        from ..torch_runtime import raw_detector
+        options.setdefault('raw_detect', raw_detector)
+    return load_predictor(weights, backend, **options)
+
+
 def run_cli(main) -> None:
     sys.exit(main())
-
-
-def check_writable_dir(path: str) -> None:
-    """Creates ``path`` if needed and fails early, with one line, when it cannot be written."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise YolactError(f'cannot create output directory {path}: {exc.strerror}') from None
-    if not os.access(path, os.W_OK):
-        raise YolactError(f'output directory is not writable: {path}')
-    _probe_write(path)
-
-
-def check_creatable_dir(path: str) -> None:
-    """Fails, with one line, when ``path`` could not be created or written -- without creating it
-    (a run that fails later must not leave an empty output folder behind)."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    if not os.path.isdir(probe):
-        raise YolactError(f'cannot create output directory {path}: {probe} is not a directory')
-    _probe_write(probe)
-
-
-def _probe_write(directory: str) -> None:
-    # os.access says yes to root on read-only folders and file systems: try it.
-    import tempfile
-
-    from ..deploy.fileio import temp_prefix
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix() + 'probe.', dir=directory)
-    except OSError as exc:
-        raise YolactError(f'output directory is not writable: {directory} '
-                          f'({exc.strerror or exc})') from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def check_output_file(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    check_writable_dir(directory)
-    if os.path.isdir(path):
-        raise YolactError(f'output path is a directory: {path}')

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from .common import ArgumentParser, batch_size, positive_int
-from .common import cli_main, run_cli
+from .common import cli_main, require_torch, run_cli
 
 
 def build_parser():
@@ -32,6 +32,7 @@ def build_parser():
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    require_torch('yolact-eval')
     from ..errors import InputError
     from ..evaluation import evaluate, format_table
     if args.batch_size < 1:

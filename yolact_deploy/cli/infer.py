@@ -8,19 +8,17 @@ import os
 import sys
 from typing import List
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..runtime import load_predictor
-from ..transforms import IMAGE_EXTENSIONS, load_image
 from ..deploy.draw import draw_detections
+from ..deploy.media import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images, load_image, read_video,
+                            save_image, video_writer)
 from .common import ArgumentParser, non_negative_int, positive_int, probability
 from .common import (atomic_output, check_creatable_dir, check_output_file, check_writable_dir,
-                     cli_main, run_cli)
+                     cli_main, open_model, run_cli)
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +57,7 @@ def _classify_inputs(inputs: List[str]):
         if entry.isdigit() and not os.path.exists(entry):
             items.append(('webcam', int(entry)))
         elif os.path.isdir(entry):
-            files = sorted(os.path.join(entry, f) for f in os.listdir(entry)
-                           if f.lower().endswith(IMAGE_EXTENSIONS))
+            files = list_images(entry)
             if not files:
                 raise InputError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in folder {entry}')
             items += [('image', f) for f in files]
@@ -90,33 +87,23 @@ def _dump_raw(path: str, out) -> None:
 
 
 def _run_video(predictor, source, dest, args) -> int:
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise InputError(f'cannot open video source {source}')
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    frames_in, fps, total = read_video(source)
     limit = args.max_frames or (300 if isinstance(source, int) else 0)
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer, frames = None, 0
+    frames = 0
     if not args.no_draw:
         check_writable_dir(os.path.dirname(os.path.abspath(dest)))
-    with (contextlib.nullcontext() if args.no_draw else atomic_output(dest, suffix='.mp4')) as tmp:
-        with tqdm(total=limit or total, desc=os.path.basename(str(dest)), unit='frame') as bar:
-            while True:
-                ok, frame = cap.read()
-                if not ok or (limit and frames >= limit):
+    sink = contextlib.nullcontext(None) if args.no_draw else video_writer(dest, fps)
+    with sink as write:
+        with tqdm(total=limit or total or None, desc=os.path.basename(str(dest)), unit='frame') as bar:
+            for frame in frames_in:
+                if limit and frames >= limit:
                     break
                 dets = predictor.predict(frame, args.score_threshold, args.top_k)
-                drawn = draw_detections(frame, dets)
-                if writer is None and not args.no_draw:
-                    h, w = drawn.shape[:2]
-                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-                if writer is not None:
-                    writer.write(drawn)
+                if write is not None:
+                    write(draw_detections(frame, dets))
                 frames += 1
                 bar.update(1)
-        cap.release()
-        if writer is not None:
-            writer.release()
+        frames_in.close()
         if frames == 0:
             raise InputError(f'no frames could be read from {source}')
     return frames
@@ -140,8 +127,8 @@ def main(argv=None):
         check_creatable_dir(args.output)  # created when the first drawing is written
     decoded = {p: load_image(p) for p in images}  # fail on a bad image before writing anything
 
-    predictor = load_predictor(args.weights, args.backend, config=args.config, device=args.device,
-                               cross_class=args.cross_class_nms)
+    predictor = open_model(args.weights, args.backend, config=args.config, device=args.device,
+                           cross_class=args.cross_class_nms)
     print(f'model: {args.weights or "bundled default"} ({predictor.backend} backend, '
           f'{len(predictor.class_names)} classes, input {predictor.input_size})', file=sys.stderr)
 
@@ -163,9 +150,7 @@ def main(argv=None):
             if not args.no_draw:
                 dest = os.path.join(args.output, os.path.basename(value))
                 check_writable_dir(args.output)
-                with atomic_output(dest) as tmp:
-                    if not cv2.imwrite(tmp, draw_detections(image, dets)):
-                        raise InputError(f'cannot write image {dest}')
+                save_image(dest, draw_detections(image, dets))
                 written.append(dest)
         else:
             name = f'webcam{value}.mp4' if kind == 'webcam' else \

@@ -18,7 +18,7 @@ import time
 
 from ..errors import InputError
 from .common import ArgumentParser, int_range, non_negative_int
-from .common import check_writable_dir, cli_main, run_cli
+from .common import check_writable_dir, cli_main, require_torch, run_cli
 
 FALLBACK_PRESET = 'yolact_lite0_256'
 
@@ -82,6 +82,7 @@ def _tensorrt_status(no_trt: bool) -> tuple:
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    require_torch('yolact-pipeline')
     from . import bench as bench_cli
     from . import export as export_cli
     from . import validate as validate_cli

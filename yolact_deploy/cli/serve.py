@@ -15,7 +15,7 @@ import sys
 
 from ..errors import InputError
 from .common import ArgumentParser, batch_size, non_negative_float, non_negative_int, positive_float, positive_int, probability
-from .common import cli_main, run_cli
+from .common import cli_main, open_model, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv=None):
-    from ..runtime import load_predictor
     from ..serve import ServeConfig, run_forever
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='yolact-serve: %(message)s', stream=sys.stderr)
@@ -83,7 +82,7 @@ def main(argv=None):
             options[key] = getattr(args, key)
     if args.plugins:
         options['plugin_library'] = args.plugins
-    predictor = load_predictor(args.weights, args.backend, **options)
+    predictor = open_model(args.weights, args.backend, **options)
 
     def ready(server):
         print(f'yolact-serve: {args.weights or "bundled model"} ({predictor.backend}, '

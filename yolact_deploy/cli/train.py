@@ -17,7 +17,7 @@ import os
 
 from ..errors import ConfigError
 from .common import ArgumentParser, batch_size, non_negative_float, non_negative_int, positive_float, positive_int
-from .common import check_creatable_dir, cli_main, run_cli
+from .common import check_creatable_dir, cli_main, require_torch, run_cli
 
 
 def build_parser():
@@ -62,6 +62,7 @@ def build_parser():
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    require_torch('yolact-train')
     check_creatable_dir(args.out)  # a file or a read-only folder: now, not after the first epoch
     import torch
     from ..config import get_preset

@@ -10,9 +10,9 @@ import os
 import sys
 
 from ..errors import InputError, YolactError
-from ..transforms import IMAGE_EXTENSIONS
+from ..deploy.media import IMAGE_EXTENSIONS
 from .common import ArgumentParser, non_negative_int, probability
-from .common import atomic_output, check_output_file, cli_main, run_cli
+from .common import atomic_output, check_output_file, cli_main, open_model, require_torch, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +75,10 @@ def _meta(predictor) -> dict:
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    require_torch('yolact-validate (it compares with the PyTorch model)')
     from .. import validate as V
     from ..checkpoint import load_model
-    from ..runtime import backend_for_path, load_predictor
+    from ..runtime import backend_for_path
     from ..torch_runtime import TorchPredictor
 
     if not os.path.exists(args.model):
@@ -101,8 +102,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     backend_name = args.backend or backend_for_path(args.model)
-    backend = load_predictor(args.model, backend_name, device=args.device,
-                             threads=args.threads or None)
+    backend = open_model(args.model, backend_name, device=args.device,
+                         threads=args.threads or None)
     meta = _meta(backend)
     weights = args.weights
     if weights is None:

@@ -17,7 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..errors import InputError
-from ..transforms import load_image
+from ..deploy.media import load_image
 from .augment import resize, ssd_augment
 
 

@@ -20,6 +20,8 @@ import socket
 import tempfile
 import threading
 
+from ..errors import YolactError
+
 PREFIX = '.yolact-tmp-'
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 _NAME = re.compile(re.escape(PREFIX) + r'([0-9a-f]{8})\.(\d+)\.')
@@ -146,3 +148,46 @@ def install_signal_cleanup() -> None:
             signal.signal(signal.SIGTERM, on_term)
     except (ValueError, OSError):
         pass
+
+
+def check_writable_dir(path: str) -> None:
+    """Creates ``path`` if needed and fails early, with one line, when it cannot be written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise YolactError(f'cannot create output directory {path}: {exc.strerror}') from None
+    if not os.access(path, os.W_OK):
+        raise YolactError(f'output directory is not writable: {path}')
+    _probe_write(path)
+
+
+def check_creatable_dir(path: str) -> None:
+    """Fails, with one line, when ``path`` could not be created or written -- without creating it
+    (a run that fails later must not leave an empty output folder behind)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise YolactError(f'cannot create output directory {path}: {probe} is not a directory')
+    _probe_write(probe)
+
+
+def _probe_write(directory: str) -> None:
+    # os.access says yes to root on read-only folders and file systems: try it.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix() + 'probe.', dir=directory)
+    except OSError as exc:
+        raise YolactError(f'output directory is not writable: {directory} '
+                          f'({exc.strerror or exc})') from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_file(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    check_writable_dir(directory)
+    if os.path.isdir(path):
+        raise YolactError(f'output path is a directory: {path}')

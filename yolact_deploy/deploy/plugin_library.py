@@ -18,11 +18,13 @@ import functools
 import os
 import subprocess
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ..errors import YolactError
+from .fileio import sha256_file
+from .package_data import REPO_ROOT, is_checkout, native_source_dir
 
 DOMAIN = 'yolact_deploy'
 DOMAIN_VERSION = 1
@@ -35,7 +37,6 @@ CPU_LIBRARY = 'libyolact_plugins_cpu.so'
 TRT_LIBRARY = 'libyolact_plugins.so'
 ORT_PYOP_DOMAIN = 'ai.onnx.contrib'   # onnxruntime-extensions registers Python ops here, always
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 
 
@@ -50,13 +51,23 @@ class PluginLibraryError(PluginError):
 # ---------------------------------------------------------------------------------------------------
 # Locating and building the libraries
 
+def _default_build_dir() -> Path:
+    """Where :func:`build_cpu_library` builds: ``build/plugins-cpu`` in a checkout, else a per-user
+    cache folder (an installed package's folder may not be writable)."""
+    if is_checkout():
+        return REPO_ROOT / 'build' / 'plugins-cpu'
+    from .. import __version__
+    cache = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
+    return cache / 'yolact_deploy' / f'plugins-cpu-{__version__}'
+
+
 def _search_dirs() -> list:
     dirs = []
     if os.environ.get('YOLACT_PLUGINS_DIR'):
         dirs.append(Path(os.environ['YOLACT_PLUGINS_DIR']))
     build = REPO_ROOT / 'build'
     dirs += [build / 'lib', build / 'plugins' / 'lib', build / 'plugins-cpu' / 'lib',
-             Path(__file__).resolve().parents[1] / 'lib']
+             Path(__file__).resolve().parents[1] / 'lib', _default_build_dir() / 'lib']
     return dirs
 
 
@@ -65,7 +76,8 @@ def find_library(name: str) -> Optional[Path]:
 
     ``YOLACT_PLUGINS_CPU_LIB`` / ``YOLACT_PLUGINS_LIB`` name the file directly; otherwise
     ``$YOLACT_PLUGINS_DIR``, ``<repo>/build/lib``, ``build/plugins/lib`` (scripts/build_plugins.sh),
-    ``build/plugins-cpu/lib`` (:func:`build_cpu_library`) and ``yolact_deploy/lib`` are searched.
+    ``build/plugins-cpu/lib`` (:func:`build_cpu_library`), ``yolact_deploy/lib`` and, for an installed
+    package, ``~/.cache/yolact_deploy/plugins-cpu-VERSION/lib`` are searched.
     """
     env = 'YOLACT_PLUGINS_CPU_LIB' if name == CPU_LIBRARY else 'YOLACT_PLUGINS_LIB'
     if os.environ.get(env):
@@ -80,8 +92,9 @@ def find_library(name: str) -> Optional[Path]:
 def cpu_library_path() -> Path:
     path = find_library(CPU_LIBRARY)
     if path is None:
-        raise PluginLibraryError(f'{CPU_LIBRARY} not found (set YOLACT_PLUGINS_CPU_LIB or run '
-                                 f'scripts/build_plugins.sh, which puts it in build/lib)')
+        raise PluginLibraryError(f'{CPU_LIBRARY} not found (set YOLACT_PLUGINS_CPU_LIB, or build it: '
+                                 f'python3 -m yolact_deploy.deploy.plugin_library, or in a checkout '
+                                 f'scripts/build_plugins.sh)')
     return path
 
 
@@ -95,10 +108,11 @@ def trt_library_path() -> Path:
 
 
 def build_cpu_library(build_dir: Optional[Path] = None, jobs: int = 2) -> Path:
-    """Configures and builds the CPU library with CMake (no CUDA, no TensorRT) into
-    ``build/plugins-cpu``; returns its path."""
-    build_dir = Path(build_dir) if build_dir else REPO_ROOT / 'build' / 'plugins-cpu'
-    steps = (['cmake', '-S', str(REPO_ROOT), '-B', str(build_dir), '-DCMAKE_BUILD_TYPE=Release',
+    """Configures and builds the CPU library with CMake (no CUDA, no TensorRT; needs cmake, g++ and
+    the Thrust headers of a CUDA toolkit) from the plugin sources (shipped with the package) into
+    ``build/plugins-cpu`` (a checkout) or the user cache; returns its path."""
+    build_dir = Path(build_dir) if build_dir else _default_build_dir()
+    steps = (['cmake', '-S', str(native_source_dir()), '-B', str(build_dir), '-DCMAKE_BUILD_TYPE=Release',
               '-DYOLACT_ENABLE_CUDA=OFF', '-DYOLACT_BUILD_ENGINES=OFF', '-DYOLACT_BUILD_TESTS=OFF'],
              ['cmake', '--build', str(build_dir), '--target', 'yolact_plugins_cpu', '-j', str(jobs)])
     for cmd in steps:
@@ -114,6 +128,45 @@ def build_cpu_library(build_dir: Optional[Path] = None, jobs: int = 2) -> Path:
     if not path.is_file():
         raise PluginLibraryError(f'the build finished but {path} does not exist')
     return path
+
+
+# TensorRT: loading libyolact_plugins.so into TensorRT's plugin registry
+
+_LOADED_LIBRARIES: Dict[str, object] = {}
+
+
+def load_trt_plugins(trt, path: str, needed_ops: Sequence[str] = ()) -> dict:
+    """Loads ``libyolact_plugins.so`` once per process and checks it provides ``needed_ops``."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise PluginLibraryError(f'plugin library not found: {path}')
+    registry = trt.get_plugin_registry()
+    if path not in _LOADED_LIBRARIES:
+        handle = registry.load_library(path)
+        if handle is None:
+            raise PluginLibraryError(f'TensorRT could not load the plugin library {path} (see the '
+                                     f'TensorRT message above: built for another TensorRT/CUDA '
+                                     f'version, or missing getCreators?)')
+        _LOADED_LIBRARIES[path] = handle
+    missing = [op for op in needed_ops
+               if registry.get_creator(op, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None]
+    if missing:
+        raise PluginLibraryError(f'plugin library {path} does not provide {", ".join(missing)} '
+                                 f'(version {PLUGIN_VERSION}): wrong or outdated libyolact_plugins.so')
+    return {'file': os.path.basename(path), 'path': path, 'sha256': sha256_file(path),
+            'ops': list(needed_ops), 'version': PLUGIN_VERSION, 'namespace': PLUGIN_NAMESPACE}
+
+
+def resolve_trt_library(explicit: Optional[str]) -> str:
+    """``explicit`` if given, else the library :func:`trt_library_path` finds (for a build)."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise PluginLibraryError(f'plugin library not found: {explicit}')
+        return explicit
+    try:
+        return str(trt_library_path())
+    except PluginLibraryError as exc:
+        raise PluginLibraryError(f'this graph has plugin nodes: {exc}') from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -543,3 +596,7 @@ def ort_session(model, sess_options=None, providers: Optional[Sequence[str]] = N
     so = ort_session_options_with_plugins(sess_options)
     data = ort_model_for_plugins(model).SerializeToString()
     return ort.InferenceSession(data, so, providers=list(providers or ['CPUExecutionProvider']))
+
+
+if __name__ == '__main__':   # python3 -m yolact_deploy.deploy.plugin_library: build the CPU library
+    print(build_cpu_library())

@@ -174,17 +174,8 @@ class ImageDetections:
     def to_coco(self, image_id: int, category_ids: Sequence[int]) -> List[dict]:
         """COCO results (one bbox and one segm entry per detection, RLE masks), as the official
         ``--output_coco_json`` writes them: bbox with the box score, segm with the mask score."""
-        out = []
-        for i in range(len(self)):
-            x1, y1, x2, y2 = (int(v) for v in self.boxes[i])
-            if (x2 - x1) * (y2 - y1) <= 0:
-                continue
-            cat = int(category_ids[int(self.classes[i])])
-            out.append({'image_id': int(image_id), 'category_id': cat,
-                        'bbox': [x1, y1, x2 - x1, y2 - y1], 'score': float(self.scores[i])})
-            out.append({'image_id': int(image_id), 'category_id': cat, 'segmentation': self.mask_rle(i),
-                        'score': float(self.mask_scores[i])})
-        return out
+        from .results import coco_results
+        return coco_results(self, image_id, category_ids)
 
 
 def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:

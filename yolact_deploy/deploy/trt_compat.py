@@ -114,8 +114,9 @@ OBJECT_NAMES = {
 SUBCLASSES = {'_Monitor': 'IProgressMonitor', '_Calibrator': 'IInt8EntropyCalibrator2'}
 
 # The modules whose TensorRT / cuda-python use the static test checks.
-TRT_MODULES = ('yolact_deploy/deploy/trt_compat.py', 'yolact_deploy/export/tensorrt_build.py',
-               'yolact_deploy/runtime/tensorrt_backend.py')
+TRT_MODULES = ('yolact_deploy/deploy/trt_compat.py', 'yolact_deploy/deploy/plugin_library.py',
+               'yolact_deploy/export/tensorrt_build.py', 'yolact_deploy/export/trt_calibrator.py',
+               'yolact_deploy/export/trt_progress.py', 'yolact_deploy/runtime/tensorrt_backend.py')
 
 # cuda-python runtime names used through ``cudart.X`` (checked against the installed cuda-python).
 CUDART_API = (

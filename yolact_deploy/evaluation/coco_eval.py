@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..data.coco import read_annotations
 from ..errors import InputError
-from ..transforms import load_image
+from ..deploy.media import load_image
 
 STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl')
 
@@ -125,7 +125,7 @@ def evaluate(weights: Optional[str], image_dir: str, ann_file: str, *, batch_siz
     ids = [im['id'] for im in sorted(data['images'], key=lambda im: im['id'])[:limit]]
     metrics = evaluate_results(ann_file, results, image_ids=ids, verbose=verbose)
     if output_json:  # written only once the evaluation succeeded
-        from ..cli.common import atomic_output
+        from ..deploy.fileio import atomic_output
         with atomic_output(output_json) as tmp:
             with open(tmp, 'w') as f:
                 json.dump(results, f)

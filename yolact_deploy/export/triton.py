@@ -122,7 +122,7 @@ def read_onnx(path: str) -> ModelSpec:
 
 
 def read_engine(path: str, sidecar: Optional[str] = None) -> ModelSpec:
-    from ..runtime.tensorrt_backend import profile_of, read_sidecar, sidecar_path
+    from ..deploy.sidecar import profile_of, read_sidecar, sidecar_path
     try:
         data = read_sidecar(path, sidecar)
     except YolactError as exc:
@@ -396,61 +396,3 @@ def build_repository(model_path: str, repository: str, *, name: str = 'yolact',
     finally:
         release_temp_dir(tmp)
     return dest
-
-
-# ---------------------------------------------------------------------------------------------------
-# yolact-export --to triton (cli/export.py calls add_arguments and run)
-
-def add_arguments(parser) -> None:
-    g = parser.add_argument_group('Triton (--to triton; -o is the repository folder, default '
-                                  'model_repository)')
-    if '--onnx' not in parser._option_string_actions:
-        g.add_argument('--onnx', metavar='MODEL.onnx', help='use this exported ONNX file')
-    g.add_argument('--engine', metavar='MODEL.plan',
-                   help='--to triton: use this TensorRT engine (its sidecar JSON must be next to it)')
-    g.add_argument('--triton-name', default='yolact', help='model name in the repository (yolact)')
-    g.add_argument('--triton-max-batch', type=int,
-                   help=f'max_batch_size (default {DEFAULT_MAX_BATCH}, at most the engine profile)')
-    g.add_argument('--triton-instances', type=int, default=1, help='model instances (1)')
-    g.add_argument('--triton-kind', choices=['gpu', 'cpu'], help='instance kind (default gpu)')
-    g.add_argument('--triton-queue-delay-us', type=int, default=2000,
-                   help='dynamic batching: max queue delay in microseconds (2000)')
-    g.add_argument('--triton-max-queue', type=int, default=64,
-                   help='dynamic batching: queued requests before Triton rejects (64)')
-    g.add_argument('--triton-preferred-batch', help='preferred batch sizes, e.g. 4,8')
-    g.add_argument('--triton-overwrite', action='store_true', help='replace an existing model folder')
-
-
-def run(args, load_model, export_onnx) -> int:
-    """``load_model() -> (weights, model)``; ``export_onnx(model, path)`` writes the ONNX file."""
-    if getattr(args, 'raw', False):
-        raise TritonError('--to triton needs the end-to-end graph; drop --raw')
-    repository = args.output or 'model_repository'
-    preferred = []
-    if args.triton_preferred_batch:
-        try:
-            preferred = [int(v) for v in args.triton_preferred_batch.split(',') if v.strip()]
-        except ValueError:
-            raise TritonError(f'--triton-preferred-batch must be integers like 4,8, got '
-                              f'{args.triton_preferred_batch!r}') from None
-    options = dict(name=args.triton_name, max_batch=args.triton_max_batch,
-                   instances=args.triton_instances, kind=args.triton_kind,
-                   queue_delay_us=args.triton_queue_delay_us, max_queue=args.triton_max_queue,
-                   preferred_batch_sizes=preferred, overwrite=args.triton_overwrite)
-    source = getattr(args, 'engine', None) or getattr(args, 'onnx', None)
-    if source:
-        dest = build_repository(source, repository, **options)
-    else:
-        if getattr(args, 'plugins', False):
-            raise TritonError('--to triton exports the portable flavour (Triton\'s onnxruntime '
-                              'backend cannot run plugin nodes); drop --plugins, or pass --engine')
-        weights, model = load_model()
-        print(f'model: {weights} (preset {model.config.name}, input {model.config.max_size})',
-              file=sys.stderr)
-        with tempfile.TemporaryDirectory(prefix='yolact-triton-') as tmp:
-            onnx_path = os.path.join(tmp, 'model.onnx')
-            export_onnx(model, onnx_path)
-            dest = build_repository(onnx_path, repository, **options)
-    print(f'wrote Triton model repository {dest} (config.pbtxt, 1/, yolact_metadata.json, '
-          f'README.md); run: tritonserver --model-repository={os.path.abspath(repository)}')
-    return 0

@@ -10,29 +10,21 @@ from typing import Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..transforms import normalize_tensor
-
-# Output names of the engine contract (docs/onnx.md) and of the --raw graph.
-CONTRACT_OUTPUTS = ('num_detections', 'boxes', 'scores', 'mask_scores', 'classes', 'masks',
-                    'indices')
-RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')
-INPUT_NAME = 'images'
+from ..deploy.contract import CONTRACT_OUTPUTS, INPUT_NAME, RAW_OUTPUTS  # noqa: F401  (re-exported)
+from ..transforms import network_input
 
 
 def preprocess_graph(images: torch.Tensor, config) -> torch.Tensor:
     """uint8 BGR ``[B, H, W, 3]`` (any H, W) -> network input ``[B, 3, S, S]``.
 
-    The official ``FastBaseTransform`` written as graph ops: float -> bilinear resize of the original
-    image to ``max_size x max_size`` (half-pixel centres, no antialias) -> normalise -> RGB.
+    The official ``FastBaseTransform`` written as graph ops: NHWC uint8 -> NCHW float, then the same
+    :func:`~yolact_deploy.transforms.network_input` as the PyTorch path.
     """
     # Cast first: TensorRT accepts UINT8 only as a network input/output, so the uint8 input may feed
     # nothing but a Cast (a Transpose on it would be a UINT8 intermediate the parser rejects).
     x = images.to(torch.float32).permute(0, 3, 1, 2)
-    size = (config.max_size, config.max_size)
-    x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-    return normalize_tensor(x, config)
+    return network_input(x, config)
 
 
 class ExportWrapper(nn.Module):

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..ops.dcn import modulated_deform_conv2d, split_offset_mask
+from ..ops.priors import priors_per_cell
 
 
 class ModulatedDeformConv(nn.Module):
@@ -174,3 +175,34 @@ def build_backbone(backbone_config) -> nn.Module:
 def stage_downsamples(backbone_config) -> list:
     """Number of stride-2 layers in each backbone stage (for computing feature-map sizes)."""
     return _lookup(backbone_config.kind)[1](backbone_config)
+
+
+# Feature-map geometry: what the backbone and FPN make of an input size (the priors are laid on it).
+
+def feature_map_sizes(config, img_h: int, img_w: int) -> list:
+    """FPN level sizes ``[(h, w), ...]`` for an input size, without running the network.
+
+    Every stride-2 layer of the supported backbones (convs with 'same' padding, the 3x3 max-pool with
+    padding 1) maps a size ``s`` to ``ceil(s / 2)``.
+    """
+    h, w = img_h, img_w
+    sizes = []
+    for stage, downsamples in enumerate(stage_downsamples(config.backbone)):
+        for _ in range(downsamples):
+            h, w = -(-h // 2), -(-w // 2)
+        if stage in config.backbone.selected_layers:
+            sizes.append((h, w))
+    for _ in range(config.fpn.num_downsample):
+        h, w = -(-h // 2), -(-w // 2)
+        sizes.append((h, w))
+    return sizes
+
+
+def num_priors(config, img_h: int = None, img_w: int = None) -> int:
+    """Number of priors for an input size (the network's ``max_size`` by default)."""
+    img_h = img_h or config.max_size
+    img_w = img_w or config.max_size
+    sizes = feature_map_sizes(config, img_h, img_w)
+    b = config.backbone
+    return sum(h * w * priors_per_cell(b.pred_aspect_ratios[i], b.pred_scales[i])
+               for i, (h, w) in enumerate(sizes))

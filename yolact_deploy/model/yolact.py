@@ -13,7 +13,7 @@ from ..ops.boxes import decode
 from ..ops.masks import assemble_masks
 from ..ops.nms import Detections, clamp_index, fast_nms
 from ..ops.priors import make_priors, priors_per_cell
-from .backbones import build_backbone
+from .backbones import build_backbone, feature_map_sizes
 from .heads import FPN, FastMaskIoUNet, PredictionModule, make_net
 
 
@@ -21,7 +21,6 @@ def check_input_size(config: YolactConfig) -> None:
     """YOLACT++'s re-scoring net has five unpadded stride-2 3x3 convs: it needs prototypes of at least
     63x63 pixels, i.e. an input of at least 249 px for the official layouts."""
     if config.use_maskiou:
-        from ..ops.priors import feature_map_sizes
         proto = 2 * min(feature_map_sizes(config, config.max_size, config.max_size)[0])
         if proto < 63:
             raise ConfigError(f"preset '{config.name}' with max_size {config.max_size} gives "

@@ -58,32 +58,3 @@ def make_priors(config, feature_sizes: Sequence[Tuple[int, int]]) -> torch.Tenso
     """All priors ``[num_priors, 4]`` for the given FPN feature-map sizes ``[(h, w), ...]``."""
     levels = [make_level_priors(config, i, h, w) for i, (h, w) in enumerate(feature_sizes)]
     return torch.from_numpy(np.concatenate(levels, axis=0))
-
-
-def feature_map_sizes(config, img_h: int, img_w: int) -> list:
-    """FPN level sizes ``[(h, w), ...]`` for an input size, without running the network.
-
-    Every stride-2 layer of the supported backbones (convs with 'same' padding, the 3x3 max-pool with
-    padding 1) maps a size ``s`` to ``ceil(s / 2)``.
-    """
-    from ..model.backbones import stage_downsamples
-    h, w = img_h, img_w
-    sizes = []
-    for stage, downsamples in enumerate(stage_downsamples(config.backbone)):
-        for _ in range(downsamples):
-            h, w = -(-h // 2), -(-w // 2)
-        if stage in config.backbone.selected_layers:
-            sizes.append((h, w))
-    for _ in range(config.fpn.num_downsample):
-        h, w = -(-h // 2), -(-w // 2)
-        sizes.append((h, w))
-    return sizes
-
-
-def num_priors(config, img_h: int = None, img_w: int = None) -> int:
-    img_h = img_h or config.max_size
-    img_w = img_w or config.max_size
-    sizes = feature_map_sizes(config, img_h, img_w)
-    b = config.backbone
-    return sum(h * w * priors_per_cell(b.pred_aspect_ratios[i], b.pred_scales[i])
-               for i, (h, w) in enumerate(sizes))

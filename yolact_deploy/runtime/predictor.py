@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InputError, YolactError
+from ..deploy.contract import normalize_contract  # noqa: F401  (the backends import it here)
 from ..deploy.postprocess import ImageDetections, finalize
 
 # backend name -> module defining ``create(path, **options) -> Predictor``
@@ -76,25 +77,6 @@ class Predictor:
                                                             if isinstance(images, np.ndarray) else ''))
         out = self.predict_batch([images] if single else list(images), score_threshold, top_k)
         return out.results[0] if single else out.results
-
-
-_INT_KEYS = ('num_detections', 'classes', 'indices')
-
-
-def normalize_contract(outputs: dict) -> dict:
-    """Engine-contract outputs of any backend -> what the PyTorch backend returns:
-    num_detections ``[B]``, integer outputs int64, floats float32 (also from FP16 graphs/engines)."""
-    out = {}
-    for key, value in outputs.items():
-        value = np.asarray(value)
-        if key == 'num_detections':
-            value = value.reshape(-1)
-        if key in _INT_KEYS:
-            value = value.astype(np.int64)
-        elif value.dtype == np.float16:
-            value = value.astype(np.float32)
-        out[key] = value
-    return out
 
 
 def _check_image(image) -> np.ndarray:

@@ -15,138 +15,20 @@ from __future__ import annotations
 import copy
 import ctypes
 import hashlib
-import json
 import os
-import platform
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..deploy import trt_compat as compat
+from ..deploy.contract import INPUT_NAME
+from ..deploy.plugin_library import load_trt_plugins
+from ..deploy.sidecar import (SIDECAR_KIND, SIDECAR_SCHEMA, EngineError,  # noqa: F401  (API)
+                              check_compatibility, elf_machine, host_machine, profile_of,
+                              read_sidecar, sha256_file, sidecar_path)
 from ..errors import InputError, YolactError
 from .predictor import Predictor, normalize_contract
-
-INPUT_NAME = 'images'
-SIDECAR_SCHEMA = 1
-SIDECAR_KIND = 'yolact_deploy.tensorrt_engine'
-_ELF_MACHINES = {3: 'x86', 62: 'x86_64', 40: 'arm', 183: 'aarch64', 20: 'ppc', 21: 'ppc64'}
-_MACHINE_ALIASES = {'amd64': 'x86_64', 'arm64': 'aarch64'}
-
-
-class EngineError(YolactError):
-    """An engine that cannot run here: wrong TensorRT, wrong GPU, wrong plugins, bad sidecar."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Sidecar and compatibility checks (pure functions: no TensorRT, no GPU)
-
-def sidecar_path(engine_path: str) -> str:
-    return str(engine_path) + '.json'
-
-
-def read_sidecar(engine_path: str, sidecar: Optional[str] = None) -> dict:
-    path = sidecar or sidecar_path(engine_path)
-    if not os.path.isfile(path):
-        raise EngineError(f'{os.path.basename(engine_path)} has no sidecar ({path} not found): the '
-                          f'engine must come with the JSON that yolact-export --to trt writes '
-                          f'next to it (or pass sidecar=...)')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EngineError(f'cannot read engine sidecar {path}: {exc}') from None
-    if not isinstance(data, dict) or data.get('kind') != SIDECAR_KIND:
-        raise EngineError(f'{path} is not a yolact-deploy engine sidecar')
-    if int(data.get('schema', 0)) > SIDECAR_SCHEMA:
-        raise EngineError(f'{path} uses sidecar schema {data.get("schema")}; this yolact-deploy reads '
-                          f'up to {SIDECAR_SCHEMA}: upgrade yolact-deploy')
-    from ..deploy.sidecar_schema import SidecarError, validate_sidecar
-    try:
-        validate_sidecar(data)     # the schema the C++ runtime checks too
-    except SidecarError as exc:
-        raise EngineError(f'{path}: {exc}') from None
-    return data
-
-
-def elf_machine(path: str) -> Optional[str]:
-    """The CPU architecture an ELF shared object was built for ('x86_64', 'aarch64'), or None."""
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(20)
-    except OSError:
-        return None
-    if len(head) < 20 or head[:4] != b'\x7fELF':
-        return None
-    order = 'little' if head[5] == 1 else 'big'
-    return _ELF_MACHINES.get(int.from_bytes(head[18:20], order), f'elf-{head[18]}')
-
-
-def host_machine() -> str:
-    m = platform.machine().lower()
-    return _MACHINE_ALIASES.get(m, m)
-
-
-def check_compatibility(sidecar: dict, *, installed_trt: str, gpu: Optional[dict],
-                        engine_sha256: Optional[str] = None, plugin_path: Optional[str] = None,
-                        plugin_sha256: Optional[str] = None, machine: Optional[str] = None,
-                        strict_plugin: bool = True) -> List[str]:
-    """Raises :class:`EngineError` (one line) when the engine cannot run here; returns warnings.
-
-    ``gpu``: ``{'name', 'compute_capability'}`` of the device that will run it.
-    ``plugin_path``: the plugin library that would be loaded (None: none found).
-    """
-    warnings: List[str] = []
-    engine = sidecar.get('engine', 'the engine')
-    if engine_sha256 and sidecar.get('engine_sha256') and engine_sha256 != sidecar['engine_sha256']:
-        raise EngineError(f'the sidecar does not belong to this engine file ({engine}: sha256 differs '
-                          f'from the one recorded at build time); rebuild or use the matching pair')
-    built = compat.parse_version(sidecar['tensorrt_version'])
-    here = compat.parse_version(installed_trt)
-    if built != here:
-        raise EngineError(f'{engine} was built with TensorRT {sidecar["tensorrt_version"]} but '
-                          f'TensorRT {installed_trt} is installed: engines only run on the TensorRT '
-                          f'release that built them; rebuild it here (yolact-export --to trt)')
-    want = sidecar.get('gpu') or {}
-    if gpu is not None and want.get('compute_capability'):
-        if str(gpu.get('compute_capability')) != str(want['compute_capability']):
-            raise EngineError(
-                f'{engine} was built for compute capability {want["compute_capability"]} '
-                f'({want.get("name", "?")}) but this GPU is {gpu.get("name", "?")} (compute '
-                f'{gpu.get("compute_capability")}); build the engine on this GPU')
-        if want.get('name') and gpu.get('name') and want['name'] != gpu['name']:
-            warnings.append(f'{engine} was built on {want["name"]}, running on {gpu["name"]} (same '
-                            f'compute capability; TensorRT advises building on the target GPU)')
-    plugin = sidecar.get('plugin_library')
-    if plugin:
-        ops = ', '.join(plugin.get('ops', [])) or 'plugin layers'
-        if not plugin_path or not os.path.isfile(plugin_path):
-            where = f' ({plugin_path} not found)' if plugin_path else ''
-            raise EngineError(f'{engine} needs the plugin library {plugin.get("file", "libyolact_plugins.so")} '
-                              f'({ops}){where}: build it (scripts/build_plugins.sh) and set '
-                              f'YOLACT_PLUGINS_LIB or pass plugin_library / --plugin-library')
-        arch = elf_machine(plugin_path)
-        machine = machine or host_machine()
-        if arch is None:
-            raise EngineError(f'plugin library {plugin_path} is not an ELF shared library')
-        if arch != machine:
-            raise EngineError(f'plugin library {plugin_path} is built for {arch}, this machine is '
-                              f'{machine}: build the plugins on the target (see docs/tensorrt.md)')
-        if plugin_sha256 and plugin.get('sha256') and plugin_sha256 != plugin['sha256']:
-            text = (f'plugin library {plugin_path} is not the one {engine} was built with '
-                    f'(sha256 differs)')
-            if strict_plugin:
-                raise EngineError(text + '; rebuild the engine against it, or point '
-                                         'YOLACT_PLUGINS_LIB to the original library')
-            warnings.append(text)
-    return warnings
-
-
-def profile_of(sidecar: dict) -> Tuple[List[int], List[int], List[int]]:
-    prof = next((p for p in sidecar['profiles'] if p.get('input') == INPUT_NAME), None)
-    if prof is None:
-        raise EngineError(f'sidecar has no profile for input {INPUT_NAME!r}')
-    return list(prof['min']), list(prof['opt']), list(prof['max'])
 
 
 def check_input(shape: Sequence[int], profile: Tuple[List[int], List[int], List[int]]) -> None:
@@ -262,7 +144,6 @@ class TensorRTPredictor(Predictor):
         plugin_path = find_plugin_library(self.sidecar, plugin_library)
         with open(path, 'rb') as f:
             blob = f.read()
-        from ..export.tensorrt_build import load_plugin_library, sha256_file
         self.warnings = check_compatibility(
             self.sidecar, installed_trt=trt.__version__, gpu=gpu,
             engine_sha256=hashlib.sha256(blob).hexdigest(), plugin_path=plugin_path,
@@ -277,7 +158,7 @@ class TensorRTPredictor(Predictor):
         self.logger = compat.init_nvinfer_plugins(trt, verbose)
         plugin = self.sidecar.get('plugin_library')
         if plugin:
-            load_plugin_library(trt, plugin_path, plugin.get('ops', []))
+            load_trt_plugins(trt, plugin_path, plugin.get('ops', []))
         runtime = trt.Runtime(self.logger)
         engine = runtime.deserialize_cuda_engine(blob)
         if engine is None:
@@ -526,11 +407,10 @@ def polygraphy_compare(engine_path: str, onnx_path: str, *, plugin_library: Opti
     sidecar = read_sidecar(engine_path)
     plugin = sidecar.get('plugin_library')
     if plugin:
-        from ..export.tensorrt_build import load_plugin_library
         path = find_plugin_library(sidecar, plugin_library)
         if path is None:
             raise EngineError(f'{engine_path} needs {plugin.get("file")}: not found')
-        load_plugin_library(trt, path, plugin.get('ops', []))
+        load_trt_plugins(trt, path, plugin.get('ops', []))
     with open(engine_path, 'rb') as f:
         blob = f.read()
     shape = (batch, image_size[0], image_size[1], 3)

@@ -20,6 +20,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..deploy.results import detections_json
 from .batching import InferenceService, Overloaded, ServiceClosed
 from .budget import BODY_COPIES, MemoryBudget
 from .config import ServeConfig
@@ -27,24 +28,6 @@ from .errors import RequestError
 from .inputs import parse_detect_request
 
 log = logging.getLogger('yolact_deploy.serve')
-
-
-def detections_json(det, height: int, width: int, category_ids, masks: bool) -> dict:
-    """One image's result, the same layout as the C++ service (engines/src/results.cpp)."""
-    out = []
-    labels = det.labels()
-    for i in range(len(det)):
-        x1, y1, x2, y2 = (int(v) for v in det.boxes[i])
-        cls = int(det.classes[i])
-        entry = {'class_id': cls,
-                 'category_id': int(category_ids[cls]) if 0 <= cls < len(category_ids) else None,
-                 'label': labels[i], 'score': float(det.scores[i]),
-                 'mask_score': float(det.mask_scores[i]), 'box': [x1, y1, x2, y2],
-                 'bbox': [x1, y1, x2 - x1, y2 - y1]}
-        if masks:
-            entry['mask'] = det.mask_rle(i)  # from the box-cropped mask
-        out.append(entry)
-    return {'width': int(width), 'height': int(height), 'detections': out}
 
 
 class _Handler(BaseHTTPRequestHandler):
