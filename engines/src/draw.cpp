@@ -9,7 +9,7 @@
 namespace yolact {
 namespace {
 
-// The palette of yolact_deploy/visualize.py, written there as RGB and used as BGR.
+// The palette of yolact_deploy/deploy/draw.py, written there as RGB and used as BGR.
 constexpr uint8_t kPaletteRgb[][3] = {
     {244, 67, 54},  {233, 30, 99},  {156, 39, 176}, {103, 58, 183}, {63, 81, 181},
     {33, 150, 243}, {3, 169, 244},  {0, 188, 212},  {0, 150, 136},  {76, 175, 80},
@@ -29,7 +29,7 @@ Image draw_detections(const ImageView& image, const std::vector<Detection>& dets
     if (image.empty()) throw Error("draw_detections: empty image");
     const int h = image.height, w = image.width;
     // Lowest mask score first; among equal scores the later detection first (the reverse of a
-    // stable descending sort, as visualize.py's argsort(-scores, stable)[::-1]).
+    // stable descending sort, as draw.py's argsort(-scores, stable)[::-1]).
     std::vector<int> order(dets.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),

@@ -4,7 +4,7 @@
  * given cudaStream_t, never synchronising or allocating). Both run the same core code.
  * Tensors are dense, row-major (C order). dtype: 0 = float32, 1 = float16 (IEEE binary16 bits). Functions return 0 on success, otherwise a yd::Status code, and
  * yd_last_error() then describes the problem (thread-local, valid until the next call).
- * Python binds the CPU library with ctypes (yolact_deploy/plugins.py), scripts/device_check.py the CUDA one.
+ * Python binds the CPU library with ctypes (yolact_deploy/deploy/plugin_library.py), scripts/device_check.py the CUDA one.
  */
 #ifndef YOLACT_DEPLOY_YD_CAPI_H
 #define YOLACT_DEPLOY_YD_CAPI_H
