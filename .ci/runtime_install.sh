@@ -21,6 +21,15 @@ bin="$work/venv/bin"
 heavy=$("$bin/python" -m pip list --format=freeze | grep -iE '^(torch|torchvision|triton|nvidia-)' || true)
 [ -z "$heavy" ] || fail "the plain install pulled in: $(echo $heavy)"
 echo "plain install: $("$bin/python" -m pip list --format=freeze | wc -l) packages, no torch/torchvision/triton/nvidia-*"
+(cd / && "$bin/python" - <<'EOF'
+from yolact_deploy.deploy.package_data import native_source_dir, presets_dir
+native, presets = native_source_dir(), presets_dir()
+assert 'site-packages' in str(native), native
+assert (native / 'plugins' / 'fast_nms' / 'fast_nms_cpu.cpp').is_file(), native
+assert sorted(p.stem for p in presets.glob('*.json')) == ['desktop_fp16', 'int8', 'jetson_orin_fp16']
+print(f'shipped in the wheel: presets and plugin sources ({native.parent})')
+EOF
+)
 
 cd "$work"   # nothing of the checkout on sys.path from here on
 # full install: export the bundled model, and its detections as the reference

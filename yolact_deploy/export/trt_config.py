@@ -12,9 +12,9 @@ from typing import Dict, List, Optional, Tuple
 
 from ..deploy import trt_compat as compat
 from ..deploy.contract import INPUT_NAME
-from ..deploy.media import IMAGE_EXTENSIONS
+from ..deploy.media import IMAGE_EXTENSIONS, list_images
 from ..deploy.package_data import presets_dir
-from ..deploy.sidecar import sha256_file
+from ..deploy.fileio import sha256_file
 from ..errors import InputError, YolactError
 
 PLUGIN_DOMAIN = 'yolact_deploy'
@@ -332,11 +332,6 @@ def check_calibration_folder(folder: str) -> List[str]:
     if not files:
         raise BuildError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in calibration folder {folder}')
     return files
-
-
-def list_images(folder: str) -> List[str]:
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                  if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def check_profile_against_graph(info: OnnxInfo, profile: Dict[str, List[int]]) -> None:
