@@ -155,6 +155,16 @@ sys.exit(rc if 'torch' not in sys.modules else 99)
         np.testing.assert_allclose(a['score'], b['score'], rtol=1e-6)
 
 
+def test_argparse_only_in_cli():
+    users = [str(path.relative_to(ROOT)) for path in PACKAGE.rglob('*.py')
+             if 'cli' not in path.relative_to(PACKAGE).parts[:1]
+             and any(isinstance(node, (ast.Import, ast.ImportFrom)) and
+                     'argparse' in ([a.name for a in node.names] if isinstance(node, ast.Import)
+                                    else [node.module])
+                     for node in ast.walk(ast.parse(path.read_text())))]
+    assert not users, users
+
+
 @pytest.mark.parametrize('argv,needs', [
     (['yolact_deploy.cli.export', '--weights', 'model.pth'], 'yolact-export --to onnx'),
     (['yolact_deploy.cli.infer', 'photo.jpg', '--weights', 'model.pth'], 'running the checkpoint'),
