@@ -77,8 +77,9 @@ bad = []
 for name in {modules!r}:
     try:
         importlib.import_module(name)
-    except ImportError as exc:
-        bad.append(f'{{name}}: {{exc}}')
+    except ImportError as exc:   # an optional backend's own library may be absent; torch may not
+        if 'no PyTorch' in str(exc):
+            bad.append(f'{{name}}: {{exc}}')
 print('\\n'.join(bad))
 print('TORCH_LOADED' if 'torch' in sys.modules else 'no torch')
 ''')
