@@ -4,7 +4,8 @@
 # then runs yolact-infer, yolact-serve (one real request over loopback) and yolact-bench there on an
 # ONNX model exported by the full install (the caller's python3), and compares the detections with
 # the full install's. Also: the wheel's deployment presets are found (yolact-export --to trt --preset
-# reaches the TensorRT check), and a tool that needs PyTorch says so in one line (exit 2).
+# reaches the TensorRT check), the plugins' CPU library builds from the sources the wheel carries, and
+# a tool that needs PyTorch says so in one line (exit 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -30,6 +31,10 @@ assert sorted(p.stem for p in presets.glob('*.json')) == ['desktop_fp16', 'int8'
 print(f'shipped in the wheel: presets and plugin sources ({native.parent})')
 EOF
 )
+# the plugins' CPU library (ONNX Runtime custom ops) builds from the shipped sources into the user cache
+lib=$(cd / && XDG_CACHE_HOME="$work/cache" "$bin/python" -m yolact_deploy.deploy.plugin_library)
+case "$lib" in "$work/cache/yolact_deploy/"*/libyolact_plugins_cpu.so) ;; *) fail "plugin library: $lib" ;; esac
+echo "plugin CPU library built from the wheel's sources: ${lib#$work/}"
 
 cd "$work"   # nothing of the checkout on sys.path from here on
 # full install: export the bundled model, and its detections as the reference

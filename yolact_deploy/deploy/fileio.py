@@ -5,7 +5,7 @@ complete, so the final path never holds half a file. The temporary names say who
 (``.yolact-tmp-<host>.<pid>.<random>...``): temporaries of this process are removed when it fails,
 is interrupted (Ctrl-C) or terminated (SIGTERM, see :func:`install_signal_cleanup`), and a later
 write into the same folder removes those left by a process of this host that no longer exists (a
-SIGKILL or a power cut). Nothing else is ever removed.
+SIGKILL or a power cut). Nothing else is ever removed. The output checks fail before any work.
 """
 from __future__ import annotations
 

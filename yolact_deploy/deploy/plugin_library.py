@@ -23,8 +23,8 @@ from typing import Dict, NamedTuple, Optional, Sequence
 import numpy as np
 
 from ..errors import YolactError
-from .fileio import sha256_file
 from .package_data import REPO_ROOT, is_checkout, native_source_dir
+from .sidecar import sha256_file
 
 DOMAIN = 'yolact_deploy'
 DOMAIN_VERSION = 1

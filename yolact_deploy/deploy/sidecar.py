@@ -8,6 +8,7 @@ engine can run here.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -17,7 +18,7 @@ from .. import __version__
 from ..errors import YolactError
 from . import trt_compat as compat
 from .contract import INPUT_NAME
-from .fileio import atomic_output, sha256_file  # noqa: F401  (sha256_file: API)
+from .fileio import atomic_output
 
 SIDECAR_SUFFIX = '.json'            # model.plan -> model.plan.json
 SIDECAR_SCHEMA = 1
@@ -139,6 +140,14 @@ def profile_of(sidecar: dict) -> Tuple[List[int], List[int], List[int]]:
     if prof is None:
         raise EngineError(f'sidecar has no profile for input {INPUT_NAME!r}')
     return list(prof['min']), list(prof['opt']), list(prof['max'])
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
+    return h.hexdigest()
 
 
 def make_sidecar(*, engine_path: str, engine_sha256: str, trt_version: str, gpu: dict,

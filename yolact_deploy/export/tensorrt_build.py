@@ -33,9 +33,9 @@ from typing import List
 
 from ..deploy import trt_compat as compat
 from ..deploy.contract import INPUT_NAME
-from ..deploy.fileio import atomic_output, check_output_file, sha256_file
+from ..deploy.fileio import atomic_output, check_output_file
 from ..deploy.plugin_library import PluginLibraryError, load_trt_plugins, resolve_trt_library
-from ..deploy.sidecar import make_sidecar, sidecar_path, write_sidecar
+from ..deploy.sidecar import make_sidecar, sha256_file, sidecar_path, write_sidecar
 # The configuration names stay importable from here (one module for library users and tests).
 from .trt_calibrator import make_calibrator, modelopt_quantize, write_calibration_npy
 from .trt_config import (MODELOPT_COMMAND, PLUGIN_DOMAIN, QDQ_OPS, BuildError,  # noqa: F401

@@ -14,7 +14,7 @@ from ..deploy import trt_compat as compat
 from ..deploy.contract import INPUT_NAME
 from ..deploy.media import IMAGE_EXTENSIONS, list_images
 from ..deploy.package_data import presets_dir
-from ..deploy.fileio import sha256_file
+from ..deploy.sidecar import sha256_file
 from ..errors import InputError, YolactError
 
 PLUGIN_DOMAIN = 'yolact_deploy'
