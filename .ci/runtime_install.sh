@@ -15,6 +15,10 @@ cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "runtime install: FAIL: $*" >&2; exit 1; }
 sample="$repo/yolact_deploy/assets/samples/000000311002.jpg"
+# The venv must see its own install only; the full install (python3) keeps the caller's PYTHONPATH.
+full_path=${PYTHONPATH-}
+unset PYTHONPATH
+full() { PYTHONPATH="$full_path" python3 "$@"; }
 
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "$repo" 2>"$work/pip.log" || { cat "$work/pip.log" >&2; fail "pip install"; }
@@ -38,8 +42,8 @@ echo "plugin CPU library built from the wheel's sources: ${lib#$work/}"
 
 cd "$work"   # nothing of the checkout on sys.path from here on
 # full install: export the bundled model, and its detections as the reference
-python3 -m yolact_deploy.cli.export -q -o model.onnx
-python3 -m yolact_deploy.cli.infer "$sample" --weights model.onnx --no-draw --save-json full.json >/dev/null
+full -m yolact_deploy.cli.export -q -o model.onnx
+full -m yolact_deploy.cli.infer "$sample" --weights model.onnx --no-draw --save-json full.json >/dev/null
 # runtime install
 "$bin/yolact-infer" "$sample" --weights model.onnx --no-draw --save-json runtime.json >/dev/null
 cmp -s full.json runtime.json || fail "yolact-infer: detections differ from the full install's"
