@@ -134,11 +134,12 @@ def test_folders_import_downwards_only():
     assert not cycles, cycles
 
 
-def test_end_to_end_onnx_runs_without_torch(samples, tmp_path):
-    """yolact-infer on an end-to-end .onnx, with torch unimportable, gives the full install's
-    detections (the same file, run here with PyTorch importable)."""
+@pytest.mark.parametrize('raw', [False, True])
+def test_onnx_runs_without_torch(raw, samples, tmp_path):
+    """yolact-infer on an end-to-end or a raw .onnx, with torch unimportable, gives the full
+    install's detections (the same file, run here with PyTorch importable)."""
     from yolact_deploy.cli import infer
-    path, _ = exported()
+    path, _ = exported(raw=True) if raw else exported()
     ref = tmp_path / 'ref.json'
     assert infer.main([samples[0], '--weights', path, '--no-draw', '--save-json', str(ref)]) == 0
     out = tmp_path / 'out.json'

@@ -48,9 +48,8 @@ def test_batch_with_mixed_image_sizes(samples):
 
 
 def test_raw_graph_detects_with_reference_ops(samples):
-    from yolact_deploy.torch_runtime import raw_detector
     path, ckpt = exported(raw=True)
-    pred = load_predictor(path, raw_detect=raw_detector)
+    pred = load_predictor(path)
     image = load_image(samples[4])
     out = pred.predict_batch([image])
     assert set(out.raw) == {'loc', 'conf', 'mask', 'priors', 'proto'}
@@ -61,13 +60,33 @@ def test_raw_graph_detects_with_reference_ops(samples):
     _assert_results_equal(ref.results[0], out.results[0])
 
 
-def test_raw_graph_without_pytorch_detector_is_one_clear_refusal(samples):
-    path, _ = exported(raw=True)
-    pred = load_predictor(path)   # the torch-free backend alone
-    with pytest.raises(YolactError, match='raw graph.*needs PyTorch.*without --raw'):
-        pred.predict(load_image(samples[0]))
-    assert set(pred.run_graph(load_image(samples[0])[None])) == {'loc', 'conf', 'mask', 'priors',
-                                                                 'proto'}
+@pytest.mark.parametrize('preset', ['yolact_resnet50', 'yolact_plus_resnet50'])
+@pytest.mark.parametrize('cross_class', [False, True])
+def test_numpy_detect_matches_the_reference_ops(preset, cross_class, samples):
+    """deploy.detect (numpy, raw graphs without PyTorch) == Yolact.detect on the same raw outputs."""
+    import types
+
+    import torch
+
+    from yolact_deploy.deploy import detect as numpy_detect
+    from yolact_deploy.model.yolact import Yolact
+    from yolact_deploy.testing import make_test_model
+    from yolact_deploy.transforms import preprocess
+    model = make_test_model(preset, 256).eval()
+    cfg = model.config.replace(use_maskiou=False)     # a raw graph has no re-scoring net
+    with torch.no_grad():
+        raw = model(preprocess([load_image(p) for p in samples[:3]], model.config))
+        ref = Yolact.detect(types.SimpleNamespace(config=cfg), raw, cross_class=cross_class,
+                            max_detections=100)
+    got = numpy_detect.detect({k: v.numpy() for k, v in raw.items()},
+                              conf_thresh=cfg.nms_conf_thresh, nms_thresh=cfg.nms_thresh,
+                              top_k=cfg.nms_top_k, max_detections=100, cross_class=cross_class)
+    assert ref['num_detections'].sum() > 100
+    for key in ('num_detections', 'classes', 'indices'):
+        np.testing.assert_array_equal(got[key], ref[key].numpy(), err_msg=key)
+    for key in ('boxes', 'scores', 'mask_scores', 'masks'):
+        np.testing.assert_allclose(got[key], ref[key].numpy(), atol=1e-6, err_msg=key)
+        assert got[key].dtype == np.float32
 
 
 @pytest.mark.parametrize('kind', ['end_to_end', 'raw'])

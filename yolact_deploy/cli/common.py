@@ -114,14 +114,10 @@ def have_torch() -> bool:
 
 def open_model(weights, backend=None, **options):
     """``load_predictor`` for the tools. A checkpoint (and no ``--weights``: the bundled one) needs
-    PyTorch, said in one line when it is missing; with PyTorch, raw ONNX graphs get their detections
-    from the reference ops."""
+    PyTorch, said in one line when it is missing."""
     from ..runtime import backend_for_path, load_predictor
     if weights is None or (backend or backend_for_path(weights)) == 'torch':
         require_torch(f'running the checkpoint {weights or "(bundled model)"}')
-    if have_torch():
-        from ..torch_runtime import raw_detector
-        options.setdefault('raw_detect', raw_detector)
     return load_predictor(weights, backend, **options)
 
 

@@ -2,22 +2,23 @@
 
 The graph's metadata (``metadata_props['yolact_deploy']``) configures the predictor: class names,
 category ids, input size, graph kind. End-to-end graphs return the engine-contract outputs directly.
-Raw graphs (``--raw``) return the network outputs only. This backend makes no detections from them
-by itself (that is the reference ops' job, in PyTorch): it refuses in one line, unless the caller
-passes ``raw_detect`` -- the PyTorch side does (:func:`yolact_deploy.torch_runtime.raw_detector`, used
-by yolact-infer and yolact-validate when PyTorch is installed).
+Raw graphs (``--raw``) return the network outputs; detections are then made in numpy
+(:mod:`yolact_deploy.deploy.detect`, the semantics of the reference ops) -- without YOLACT++ mask
+re-scoring, whose net is not part of a raw graph (``mask_scores`` then equal ``scores``; a warning
+says so once).
 Plugin-flavour graphs run their plugin nodes as custom ops backed by the plugins' CPU instance
 (:mod:`yolact_deploy.plugins`: onnxruntime-extensions Python ops calling ``libyolact_plugins_cpu.so``).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..errors import InputError, YolactError
 from ..deploy.contract import RAW_OUTPUTS
+from ..deploy.detect import raw_detector
 from ..deploy.metadata import check_graph_outputs, parse_metadata
 from .predictor import Predictor, normalize_contract
 
@@ -72,7 +73,7 @@ class OnnxRuntimePredictor(Predictor):
 
     def __init__(self, path: str, *, device: Optional[str] = None, providers=None,
                  threads: Optional[int] = None, cross_class: bool = False,
-                 score_threshold: float = 0.0, raw_detect: Optional[Callable] = None):
+                 score_threshold: float = 0.0):
         ort = _import_ort()
         self.path = path
         self.score_threshold = score_threshold
@@ -107,8 +108,7 @@ class OnnxRuntimePredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         check_graph_outputs(meta, {o.name: o.shape for o in self.session.get_outputs()}, path)
-        # raw graphs: raw_detect(meta, cross_class) -> (raw outputs -> contract outputs)
-        self._detect = raw_detect(meta, self.cross_class) if raw_detect and self.raw_graph else None
+        self._detect = raw_detector(meta, self.cross_class) if self.raw_graph else None
 
     @staticmethod
     def _peek_metadata(path: str) -> dict:
@@ -140,11 +140,6 @@ class OnnxRuntimePredictor(Predictor):
         merged = {k: np.concatenate([p[k] for p in parts]) if parts[0][k].ndim and k != 'priors'
                   else parts[0][k] for k in parts[0]}
         if self.raw_graph:
-            if self._detect is None:
-                raise YolactError(
-                    f'{os.path.basename(self.path)} is a raw graph (yolact-export --raw): network '
-                    'outputs only, and making detections from them needs PyTorch (the reference ops); '
-                    'deploy the end-to-end graph (export without --raw)')
             return self._detect(merged), merged
         raw = {k: merged.pop(k) for k in RAW_OUTPUTS if k in merged}  # --with-raw graphs
         return normalize_contract(merged), raw
@@ -152,7 +147,6 @@ class OnnxRuntimePredictor(Predictor):
 
 def create(path: str, device: Optional[str] = None, cross_class: bool = False,
            score_threshold: float = 0.0, threads: Optional[int] = None, providers=None,
-           raw_detect: Optional[Callable] = None, **_) -> OnnxRuntimePredictor:
+           **_) -> OnnxRuntimePredictor:
     return OnnxRuntimePredictor(path, device=device, providers=providers, threads=threads,
-                                cross_class=cross_class, score_threshold=score_threshold,
-                                raw_detect=raw_detect)
+                                cross_class=cross_class, score_threshold=score_threshold)
