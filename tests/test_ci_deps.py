@@ -18,3 +18,17 @@ def test_ci_installs_the_readme_apt_line():
     assert readme == ci
     assert {'nlohmann-json3-dev', 'libcpp-httplib-dev', 'libopencv-dev', 'doctest-dev',
             'libcli11-dev', 'libssl-dev', 'clang'} <= set(ci)
+
+
+def pip_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if 'pip install' in ln and '-e ' in ln and '[' in ln]
+    assert len(lines) == 1, lines
+    line = lines[0].split('pip install', 1)[1]
+    return ' '.join(w for w in line.split('&&')[0].split() if not w.startswith('-q')).strip()
+
+
+def test_ci_pip_installs_the_readme_line():
+    """.ci/run installs exactly what the README's set-up line installs (no package only CI knows)."""
+    readme = pip_line(open(os.path.join(ROOT, 'README.md')).read())
+    ci = pip_line(open(os.path.join(ROOT, '.ci', 'run')).read())
+    assert readme == ci == "-e '.[onnx,test]'"

@@ -62,7 +62,7 @@ Image draw_detections(const ImageView& image, const std::vector<Detection>& dets
     for (size_t i = 0; i < acc.size(); ++i) {
         out.data[i] = static_cast<uint8_t>(std::clamp(acc[i], 0.f, 255.f));  // truncation, as astype
     }
-    // The same OpenCV calls as visualize.py, on the blended image.
+    // The same OpenCV calls as yolact_deploy/deploy/draw.py, on the blended image.
     cv::Mat canvas(h, w, CV_8UC3, out.data.data());
     for (int i : order) {
         const Detection& d = dets[i];
