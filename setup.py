@@ -19,8 +19,7 @@ TORCH = ['torch>=2.1,<=2.14.1', 'torchvision>=0.16,<=0.29.1']
 # yolact_deploy/deploy/data/ (yolact_deploy.deploy.package_data finds either).
 SHIPPED = {
     'presets': ['export/*.json'],                                   # yolact-export --preset NAME
-    'native': ['CMakeLists.txt', 'plugins/common/*', 'plugins/deform_im2col/*',
-               'plugins/fast_nms/*'],                               # libyolact_plugins_cpu.so
+    'native': ['CMakeLists.txt', 'plugins/*/*'],                   # libyolact_plugins_cpu.so
 }
 
 
