@@ -46,7 +46,7 @@ setup(
     packages=find_packages(include=['yolact_deploy', 'yolact_deploy.*']),
     include_package_data=True,
     package_data={'yolact_deploy': ['assets/*', 'assets/**/*', 'deploy/schemas/*.json',
-                                    'deploy/data/*', 'deploy/data/**/*']},
+                                    'deploy/data/*.json', 'deploy/data/**/*']},
     cmdclass={'build_py': BuildPyWithData},
     # The runtime: ONNX Runtime, OpenCV, the ONNX metadata reader, COCO RLE for result JSON, the
     # sidecar schema validator.
