@@ -20,11 +20,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..deploy.contract import RAW_OUTPUTS
 from ..errors import InputError, YolactError
 from .predictor import Predictor, normalize_contract
 
 METADATA_KEY = 'yolact_deploy'                             # = export.metadata.METADATA_KEY
-RAW_OUTPUTS = ('loc', 'conf', 'mask', 'priors', 'proto')   # = export.wrapper.RAW_OUTPUTS (torch)
 
 
 def _import_openvino():
