@@ -116,7 +116,7 @@ def evaluate(weights: Optional[str], image_dir: str, ann_file: str, *, batch_siz
     from ..runtime import load_predictor
     data = read_annotations(ann_file, for_eval=True)  # every fault of the json now, not at the end
     if output_json:
-        from ..cli.common import check_output_file
+        from ..deploy.fileio import check_output_file
         check_output_file(output_json)
     predictor = load_predictor(weights, **predictor_options)
     category_ids = list(predictor.category_ids)
