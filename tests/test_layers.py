@@ -31,7 +31,7 @@ TORCH_FREE_MODULES = ('yolact_deploy.export.tensorrt_build', 'yolact_deploy.expo
                       'yolact_deploy.bench')
 # Lower layers first; a folder may import only folders of its own layer or below.
 LAYERS = (
-    {'errors.py', 'config.py', 'assets/', 'imageheader.py'},
+    {'errors.py', 'config.py', 'assets/'},
     {'deploy/'},
     {'runtime/', 'serve/'},
     {'transforms.py', 'ops/'},

@@ -24,7 +24,7 @@ from yolact_deploy.serve import ServeConfig, start_server
 from yolact_deploy.serve import inputs as serve_inputs
 from yolact_deploy.serve.budget import image_cost
 from yolact_deploy.serve.hostile import bombs, encoded, jpeg_with_fill_bytes, patch_size
-from yolact_deploy.imageheader import HeaderError, read_header
+from yolact_deploy.deploy.imageheader import HeaderError, read_header
 
 
 class FakePredictor:

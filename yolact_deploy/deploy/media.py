@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..imageheader import jpeg_truncated
+from .imageheader import jpeg_truncated
 from .fileio import atomic_output
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

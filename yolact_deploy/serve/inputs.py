@@ -24,7 +24,7 @@ import numpy as np
 
 from .budget import image_cost
 from .errors import RequestError
-from ..imageheader import HeaderError, image_size, jpeg_truncated, read_header
+from ..deploy.imageheader import HeaderError, image_size, jpeg_truncated, read_header
 
 
 @dataclass
