@@ -272,12 +272,7 @@ def test_polygraphy_onnxruntime_runner_takes_the_plugin_flavour():
 # ---------------------------------------------------------------------------------------------------
 # With TensorRT and a GPU: what users run (skipped here, with the reason)
 
-def _require_trt_gpu():
-    pytest.importorskip('tensorrt', reason='TensorRT is not installed on this machine')
-    try:
-        return compat.gpu_info(0)
-    except YolactError as exc:
-        pytest.skip(f'no usable CUDA GPU: {exc}')
+from test_tensorrt_build import _require_trt_gpu  # noqa: E402  (one GPU/TensorRT gate)
 
 
 @pytest.fixture(scope='module')
